@@ -1,0 +1,1 @@
+"""Thin asset definitions: read inputs, call models/ and lakehouse/, write, return metadata."""

@@ -1,0 +1,37 @@
+"""`stats_catalog`: the DuckDB file of SQL views over every lake table."""
+
+import dagster as dg
+
+from lakehouse.catalog import GROUND_TRUTH, build_catalog, parquet_relation, query
+from lakehouse.demo import GROUND_TRUTH_FILE
+from lakehouse.storage import exists, join
+from orchestration.resources import PipelineResource
+
+
+def _ground_truth_relation(pipeline: PipelineResource) -> str:
+    files = [join(spec.uri, GROUND_TRUTH_FILE) for spec in pipeline.settings.corpus_specs()
+             if spec.demo.get("kind") == "planted"]
+    return parquet_relation([f for f in files if exists(f)], GROUND_TRUTH)
+
+
+@dg.asset(
+    deps=["corpus_shards"],
+    group_name="catalog",
+    kinds={"duckdb", "sql"},
+    pool="duckdb_writer",
+    description="DuckDB catalog with the views of sql/views over the lake's Parquet outputs; "
+                "open it read-only: duckdb -readonly lake/catalog.duckdb",
+)
+def stats_catalog(context: dg.AssetExecutionContext, pipeline: PipelineResource):
+    out = pipeline.settings.catalog_path
+    extra = {"ground_truth": _ground_truth_relation(pipeline)}
+    views = build_catalog(pipeline.lake, out, extra=extra)
+    cols, rows = query(out, "SELECT * FROM corpus_summary")
+    context.log.info(f"catalog {out}: {len(views)} views")
+    table = "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+                      + ["| " + " | ".join(str(v) for v in r) + " |" for r in rows])
+    return dg.MaterializeResult(metadata={
+        "path": dg.MetadataValue.path(out),
+        "views": dg.MetadataValue.json(views),
+        "corpus_summary": dg.MetadataValue.md(table),
+    })

@@ -1,0 +1,1 @@
+"""Data at rest and pure table transforms. No Dagster, no torch."""

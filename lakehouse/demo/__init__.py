@@ -1,0 +1,83 @@
+"""Writers for the demo corpora: generated shards on disk, read back like any real corpus.
+
+The demo corpora are written as ordinary shard files (Parquet for `planted`, JSONL for
+`pystdlib`) so that everything downstream, from shard discovery to ingest, runs the same code
+path as a real FineWeb-Edu or Cosmopedia corpus. With ``inject_bad_rows`` a few rows of each
+kind of damage are added to the first shard, so the quarantine table has something to show.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+from lakehouse import tables
+from lakehouse.corpora import CorpusSpec
+from lakehouse.demo import planted, pystdlib
+from lakehouse.storage import atomic_write_bytes, join, write_parquet
+
+GROUND_TRUTH_FILE = "_meta/ground_truth.parquet"
+
+
+def _split(items: list, n_shards: int) -> list[list]:
+    """Contiguous, nearly equal slices (shard i gets items [i*n/k, (i+1)*n/k))."""
+    n = len(items)
+    return [items[i * n // n_shards:(i + 1) * n // n_shards] for i in range(n_shards)]
+
+
+def write_planted(spec: CorpusSpec) -> list[str]:
+    opts = spec.demo
+    docs, truth = planted.generate(seed=int(opts.get("seed", 0)),
+                                   n_stories=int(opts.get("n_stories", 12)),
+                                   n_distractors=int(opts.get("n_distractors", 12)),
+                                   corpus=spec.name)
+    rows = [{"id": d.source_id, "text": d.text, "role": d.role, "domain": d.domain}
+            for d in docs]
+    shards = _split(rows, int(opts.get("n_shards", 2)))
+    if opts.get("inject_bad_rows", False) and shards:
+        shards[0] = shards[0] + [
+            {"id": "planted-bad-null", "text": None, "role": "bad", "domain": ""},
+            {"id": "planted-bad-blank", "text": " \x00\x07 \n ", "role": "bad", "domain": ""},
+            {"id": "planted-bad-copy", "text": rows[0]["text"], "role": "bad", "domain": ""},
+        ]
+    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("role", pa.string()),
+                        ("domain", pa.string())])
+    written = []
+    for i, shard in enumerate(shards):
+        path = join(spec.uri, f"shard-{i:05d}.parquet")
+        written.append(write_parquet(pa.Table.from_pylist(shard, schema=schema), path))
+    write_parquet(tables.from_rows(truth, tables.GROUND_TRUTH),
+                  join(spec.uri, GROUND_TRUTH_FILE))
+    return written
+
+
+def write_pystdlib(spec: CorpusSpec) -> list[str]:
+    opts = spec.demo
+    docs = pystdlib.generate(n_docs=int(opts.get("n_docs", 40)),
+                             max_chars=int(opts.get("max_chars", 6000)))
+    shards = [[json.dumps(d, ensure_ascii=False).encode("utf-8") for d in part]
+              for part in _split(docs, int(opts.get("n_shards", 2)))]
+    if opts.get("inject_bad_rows", False) and shards:
+        shards[0] = shards[0] + [
+            b'{"id": "stdlib-bad-json", "text": "an unterminated record',
+            b'{"id": "stdlib-bad-bytes", "text": "caf\xe9 latin-1 bytes"}',
+            b'{"id": "stdlib-bad-type", "text": 42}',
+        ]
+    written = []
+    for i, lines in enumerate(shards):
+        data = b"".join(line + b"\n" for line in lines)
+        path = join(spec.uri, f"shard-{i:05d}.jsonl")
+        written.append(atomic_write_bytes(path, lambda fh, data=data: fh.write(data)))
+    return written
+
+
+WRITERS = {"planted": write_planted, "pystdlib": write_pystdlib}
+
+
+def write_demo_corpus(spec: CorpusSpec) -> list[str]:
+    """Generate a demo corpus's shard files at ``spec.uri``; returns the files written."""
+    kind = spec.demo.get("kind")
+    if kind not in WRITERS:
+        raise ValueError(f"corpus {spec.name}: demo kind {kind!r} is not one of {sorted(WRITERS)}")
+    return WRITERS[kind](spec)

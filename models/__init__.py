@@ -1,0 +1,1 @@
+"""Everything that runs a network or computes on its outputs. No Dagster imports."""

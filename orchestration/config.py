@@ -1,0 +1,112 @@
+"""The pipeline's configuration file (``pipeline.yaml``), parsed into typed models.
+
+One YAML file says where the lake is, which corpora feed it and which models score and embed.
+``$ELONG_CONFIG`` points at another file; relative paths in a file are resolved against the
+folder that holds it, so the same file works from any working directory.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lakehouse.corpora import CorpusSpec
+from lakehouse.storage import Lake, is_url
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = PROJECT_ROOT / "pipeline.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CorpusConfig(_Strict):
+    name: str
+    uri: str
+    format: Literal["parquet", "jsonl"] = "parquet"
+    text_column: str = "text"
+    id_column: str | None = "id"
+    glob: str | None = None
+    demo: dict = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _no_slash(cls, v: str) -> str:
+        if not v or "/" in v:
+            raise ValueError("corpus name must be non-empty and contain no '/'")
+        return v
+
+
+class ModelsConfig(_Strict):
+    scorer: str = "smollm2-135m"
+    embedder: str = "minilm-l6-v2"
+
+
+class IngestConfig(_Strict):
+    max_chars: int = Field(1_000_000, gt=0)
+
+
+class PipelineConfig(_Strict):
+    lake: str = "lake"
+    catalog: str | None = None  # default: <lake>/catalog.duckdb
+    corpora: list[CorpusConfig] = Field(default_factory=list)
+    models: ModelsConfig = ModelsConfig()
+    ingest: IngestConfig = IngestConfig()
+
+    @field_validator("corpora")
+    @classmethod
+    def _unique_names(cls, v: list[CorpusConfig]) -> list[CorpusConfig]:
+        names = [c.name for c in v]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"corpus names must be unique; repeated: {dupes}")
+        return v
+
+    @cached_property
+    def lake_store(self) -> Lake:
+        return Lake(self.lake)
+
+    @property
+    def catalog_path(self) -> str:
+        return self.catalog or self.lake_store.path("catalog.duckdb")
+
+    def corpus_specs(self) -> list[CorpusSpec]:
+        return [CorpusSpec(**c.model_dump()) for c in self.corpora]
+
+    def corpus(self, name: str) -> CorpusSpec:
+        for spec in self.corpus_specs():
+            if spec.name == name:
+                return spec
+        raise KeyError(f"corpus {name!r} is not configured; configured: "
+                       f"{[c.name for c in self.corpora]}")
+
+
+def _absolute(location: str, base: Path) -> str:
+    if is_url(location) or Path(location).is_absolute():
+        return location
+    return str((base / location).resolve())
+
+
+def load_config(path: str | os.PathLike | None = None) -> PipelineConfig:
+    """Read the config file (argument, else ``$ELONG_CONFIG``, else ``pipeline.yaml``)."""
+    path = Path(path or os.environ.get("ELONG_CONFIG") or DEFAULT_CONFIG)
+    if not path.is_file():
+        raise FileNotFoundError(f"pipeline config {path} not found (set ELONG_CONFIG)")
+    raw = yaml.safe_load(path.read_text()) or {}
+    base = path.resolve().parent
+    raw["lake"] = _absolute(raw.get("lake", "lake"), base)
+    if raw.get("catalog"):
+        raw["catalog"] = _absolute(raw["catalog"], base)
+    for corpus in raw.get("corpora", []) or []:
+        if "uri" in corpus:
+            corpus["uri"] = _absolute(corpus["uri"], base)
+    try:
+        return PipelineConfig.model_validate(raw)
+    except Exception as exc:
+        raise ValueError(f"{path}: invalid pipeline config: {exc}") from exc

@@ -1,0 +1,1 @@
+SELECT * FROM corpus_summary;

@@ -1,0 +1,47 @@
+"""Shared fixtures: a small pipeline config in a temp folder, and the loaded built-ins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+
+def write_config(folder: Path, corpora: list[dict], **extra) -> Path:
+    """Write a pipeline.yaml with a lake inside ``folder``; returns its path."""
+    config = {"lake": "lake", "corpora": corpora, **extra}
+    path = folder / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+SMALL_DEMO = [
+    {"name": "planted", "uri": "corpora/planted", "format": "parquet",
+     "demo": {"kind": "planted", "seed": 3, "n_stories": 4, "n_distractors": 2, "n_shards": 2,
+              "inject_bad_rows": True}},
+    {"name": "pystdlib", "uri": "corpora/pystdlib", "format": "jsonl",
+     "demo": {"kind": "pystdlib", "n_docs": 6, "max_chars": 2000, "n_shards": 1,
+              "inject_bad_rows": True}},
+]
+
+
+@pytest.fixture
+def demo_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A small two-corpus demo config, its corpora written, and ELONG_CONFIG pointing at it."""
+    from lakehouse.demo import write_demo_corpus
+    from orchestration.config import load_config
+
+    path = write_config(tmp_path, SMALL_DEMO)
+    monkeypatch.setenv("ELONG_CONFIG", str(path))
+    for spec in load_config(path).corpus_specs():
+        write_demo_corpus(spec)
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The built-in scorer, loaded once per session (slow tests only)."""
+    from models.registry import load_scorer
+
+    return load_scorer("smollm2-135m")
