@@ -192,6 +192,18 @@ DOMAINS: dict[str, dict[str, list[str]]] = {
     },
 }
 
+# Framing sentences that fit any of the domains: a report's opening and closing remarks.
+FRAMING = [
+    "This account was put together from interviews, field notes and the public records that were available at the time of writing.",
+    "Readers who want the full technical details will find them in the appendix, which is kept separately from this summary.",
+    "Much of what follows was first shared at a meeting of the local history society, where it prompted a long discussion.",
+    "The summary below is meant for a general audience and leaves out most of the measurements.",
+    "Several people who took part were kind enough to read an early draft and correct a number of small mistakes.",
+    "What makes the story worth telling is less any single discovery than the patient work of many hands over many seasons.",
+    "The regional newsletter asked for a short piece on the project, and this text grew out of that request.",
+    "Questions about the material can be sent to the society, which keeps a copy of every letter it receives.",
+]
+
 FACT_SLOTS = ("person", "place", "code", "number")
 
 
@@ -221,8 +233,9 @@ def _introducing_doc(rng: random.Random, domain: dict[str, list[str]], facts: Fa
     """Source-style text: background prose interleaved with the sentences that introduce."""
     intro = [s.format(**facts.__dict__) for s in domain["intro"]]
     background = rng.sample(domain["background"], k=4)
-    sentences = [intro[0], background[0], intro[1], background[1], intro[2], intro[3],
-                 background[2], intro[4], background[3]]
+    frame = rng.sample(FRAMING, k=3)
+    sentences = [frame[0], intro[0], background[0], intro[1], background[1], intro[2],
+                 frame[1], intro[3], background[2], intro[4], background[3], frame[2]]
     return _paragraphs(rng, sentences)
 
 
@@ -231,8 +244,9 @@ def _using_doc(rng: random.Random, domain: dict[str, list[str]], facts: Facts) -
     uses = [s.format(**facts.__dict__) for s in domain["use"]]
     rng.shuffle(uses)
     background = rng.sample(domain["background"], k=5)
-    sentences = background[:3] + [uses[0], uses[1], background[3], uses[2], uses[3],
-                                  background[4]]
+    frame = rng.sample(FRAMING, k=3)
+    sentences = [frame[0]] + background[:3] + [uses[0], uses[1], frame[1], background[3],
+                                               uses[2], uses[3], background[4], frame[2]]
     return _paragraphs(rng, sentences)
 
 

@@ -1,0 +1,16 @@
+"""``python -m bench``: run every benchmark in turn."""
+
+from __future__ import annotations
+
+import importlib
+
+BENCHMARKS = ["ingest"]
+
+
+def main() -> None:
+    for name in BENCHMARKS:
+        importlib.import_module(f"bench.{name}").main()
+
+
+if __name__ == "__main__":
+    main()
