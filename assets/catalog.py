@@ -15,7 +15,7 @@ def _ground_truth_relation(pipeline: PipelineResource) -> str:
 
 
 @dg.asset(
-    deps=["corpus_shards"],
+    deps=["corpus_shards", "entropy_profiles", "anchors", "chunks", "retrieval_candidates"],
     group_name="catalog",
     kinds={"duckdb", "sql"},
     pool="duckdb_writer",

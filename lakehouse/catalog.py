@@ -1,7 +1,7 @@
 """The DuckDB statistics catalog: views over the lake's Parquet files, rebuilt in one go.
 
 The views live in ``sql/views/*.sql`` and name their inputs with placeholders such as
-``{docs}``; each placeholder becomes a ``read_parquet`` over that table's files, or an empty
+``{docs}`` (every relation has a ``filename`` column: ``<lake>/<asset>/<corpus>/<shard>``); each placeholder becomes a ``read_parquet`` over that table's files, or an empty
 relation with the right columns while the table has no files yet, so the catalog can always
 be built and queried. The file is built under a temporary name and renamed into place, so a
 reader never sees half a catalog.
@@ -38,12 +38,23 @@ SOURCES: dict[str, Source] = {
     "quarantine": Source("quarantine", tables.QUARANTINE),
     "duplicates": Source("duplicates", tables.DUPLICATES),
     "shard_stats": Source("shard_stats", tables.SHARD_STATS),
+    "tokenized_docs": Source("tokenized_docs", tables.TOKENIZED_DOCS),
+    "entropy_profiles": Source("entropy_profiles", tables.ENTROPY_PROFILES),
+    "anchors": Source("anchors", tables.ANCHORS),
+    "chunks": Source("chunks", tables.CHUNKS),
+    "retrieval_candidates": Source("retrieval_candidates", tables.RETRIEVAL_CANDIDATES),
 }
 GROUND_TRUTH = tables.GROUND_TRUTH
 
 _DUCK_TYPES = {pa.string(): "VARCHAR", pa.large_string(): "VARCHAR", pa.int64(): "BIGINT",
                pa.int32(): "INTEGER", pa.float32(): "FLOAT", pa.float64(): "DOUBLE",
-               pa.bool_(): "BOOLEAN"}
+               pa.bool_(): "BOOLEAN", pa.float16(): "FLOAT"}
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_list(t) or pa.types.is_large_list(t):
+        return _duck_type(t.value_type) + "[]"
+    return _DUCK_TYPES[t]
 
 
 def _sql_str(value: str) -> str:
@@ -51,9 +62,10 @@ def _sql_str(value: str) -> str:
 
 
 def empty_relation(schema: pa.Schema) -> str:
-    """A zero-row SELECT with the schema's columns and types."""
-    cols = ", ".join(f"CAST(NULL AS {_DUCK_TYPES[f.type]}) AS {f.name}" for f in schema)
-    return f"(SELECT {cols} WHERE false)"
+    """A zero-row SELECT with the schema's columns and types (plus ``filename``)."""
+    cols = [f"CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in schema]
+    cols.append("CAST(NULL AS VARCHAR) AS filename")
+    return f"(SELECT {', '.join(cols)} WHERE false)"
 
 
 def parquet_relation(files_or_glob: str | list[str], schema: pa.Schema) -> str:
@@ -66,7 +78,7 @@ def parquet_relation(files_or_glob: str | list[str], schema: pa.Schema) -> str:
         if not is_url(files_or_glob) and not globlib.glob(files_or_glob):
             return empty_relation(schema)
         arg = _sql_str(files_or_glob)
-    return f"read_parquet({arg}, union_by_name = true)"
+    return f"read_parquet({arg}, union_by_name = true, filename = true)"
 
 
 def relations(lake: Lake, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -63,3 +63,73 @@ GROUND_TRUTH = pa.schema([
 def from_rows(rows: list[dict], schema: pa.Schema) -> pa.Table:
     """Build a table with exactly ``schema`` (an empty list gives an empty table, not an error)."""
     return pa.Table.from_pylist(rows, schema=schema)
+
+TOKENIZED_DOCS = pa.schema([
+    ("doc_id", pa.string()),
+    ("n_tokens", pa.int64()),
+    ("input_ids", pa.list_(pa.int32())),
+    ("char_start", pa.list_(pa.int32())),
+    ("char_end", pa.list_(pa.int32())),
+    ("tokenizer", pa.string()),
+])
+
+ENTROPY_PROFILES = pa.schema([
+    ("doc_id", pa.string()),
+    ("n_tokens", pa.int64()),
+    ("entropy", pa.list_(pa.float16())),  # nats; index t predicts token t; NaN at 0
+    ("nll", pa.list_(pa.float16())),  # -log p(gold token); NaN at 0
+    ("mean", pa.float64()),
+    ("std", pa.float64()),
+    ("threshold", pa.float64()),  # mean + alpha * std
+    ("alpha", pa.float64()),
+    ("model_id", pa.string()),
+    ("window", pa.int64()),
+    ("overlap", pa.int64()),
+])
+
+ANCHORS = pa.schema([
+    ("doc_id", pa.string()),
+    ("position", pa.int64()),  # token index t whose prediction is uncertain
+    ("entropy", pa.float32()),
+    ("nll", pa.float32()),
+    ("threshold", pa.float64()),
+    ("query_mode", pa.string()),
+    ("query_start", pa.int64()),  # token span of the query text
+    ("query_end", pa.int64()),
+    ("query", pa.string()),
+])
+
+CHUNKS = pa.schema([
+    ("chunk_id", pa.string()),
+    ("doc_id", pa.string()),
+    ("corpus", pa.string()),
+    ("shard", pa.string()),
+    ("chunk_index", pa.int64()),
+    ("token_start", pa.int64()),
+    ("token_end", pa.int64()),
+    ("n_tokens", pa.int64()),
+    ("text", pa.large_string()),
+    ("input_ids", pa.list_(pa.int32())),
+])
+
+
+def chunk_embeddings_schema(dim: int) -> pa.Schema:
+    return pa.schema([
+        ("chunk_id", pa.string()),
+        ("doc_id", pa.string()),
+        ("corpus", pa.string()),
+        ("vector", pa.list_(pa.float32(), dim)),
+        ("embedder", pa.string()),
+    ])
+
+
+RETRIEVAL_CANDIDATES = pa.schema([
+    ("doc_id", pa.string()),
+    ("position", pa.int64()),
+    ("rank", pa.int64()),  # 1-based among kept candidates
+    ("chunk_id", pa.string()),
+    ("chunk_doc_id", pa.string()),
+    ("score", pa.float32()),  # cosine similarity of the anchor query and the chunk
+    ("excluded_self", pa.int64()),  # hits from the root document itself, dropped
+    ("excluded_near_dup", pa.int64()),  # hits too close to a chunk of the root, dropped
+])

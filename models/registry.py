@@ -159,6 +159,18 @@ def load_scorer(spec: str, dtype: str = "float32", device: str = "cpu"):
     return model.to(device).eval(), tokenizer
 
 
+def load_tokenizer(spec: str):
+    """The scorer's tokenizer alone (cheap: no weights are read); returns (tokenizer, id)."""
+    from transformers import AutoTokenizer
+
+    resolved = resolve_scorer(spec)
+    try:
+        return AutoTokenizer.from_pretrained(resolved.location), resolved.model_id
+    except Exception as exc:  # noqa: BLE001
+        raise ModelNotFoundError(spec, [f"{resolved.location}: {type(exc).__name__}: {exc}"]) \
+            from exc
+
+
 def resolve_embedder(spec: str) -> ResolvedModel:
     """Resolve an embedder spec to a local sentence-transformers folder."""
     tried = []

@@ -33,6 +33,7 @@ class CorpusConfig(_Strict):
     text_column: str = "text"
     id_column: str | None = "id"
     glob: str | None = None
+    roles: list[Literal["root", "pool"]] = ["root", "pool"]  # root: scored for anchors
     demo: dict = Field(default_factory=dict)
 
     @field_validator("name")
@@ -52,12 +53,54 @@ class IngestConfig(_Strict):
     max_chars: int = Field(1_000_000, gt=0)
 
 
+class ScoringSettings(_Strict):
+    """The entropy kernel (models.scoring.ScoringConfig) and where it runs."""
+
+    window: int = Field(0, ge=0)  # 0: the model's max_position_embeddings
+    overlap: int = Field(1024, ge=0)
+    token_budget: int = Field(8192, gt=0)
+    block_size: int = Field(512, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float32", "bfloat16"] = "float32"  # weights; reductions are always fp32
+
+
+class AnchorSettings(_Strict):
+    alpha: float = 2.0  # tau = mean + alpha * std per document
+    max_per_doc: int | None = Field(None, gt=0)  # keep the highest-entropy ones
+    query_window: int = Field(16, gt=0)  # w: tokens each side of the anchor
+    query_mode: Literal["symmetric", "prefix"] = "symmetric"
+
+
+class ChunkSettings(_Strict):
+    size: int = Field(256, gt=0)  # tokens per chunk at most
+    min_size: int | None = Field(None, ge=0)  # default size // 2
+
+
+class IndexSettings(_Strict):
+    exact_below: int = Field(50_000, ge=0)
+    num_partitions: int | None = None
+    num_sub_vectors: int | None = None
+    nprobes: int | None = None
+    refine_factor: int = Field(3, ge=1)
+
+
+class RetrievalSettings(_Strict):
+    k: int = Field(8, gt=0)
+    near_dup_cosine: float = Field(0.95, gt=0, le=1)
+    batch_size: int = Field(256, gt=0)
+
+
 class PipelineConfig(_Strict):
     lake: str = "lake"
     catalog: str | None = None  # default: <lake>/catalog.duckdb
     corpora: list[CorpusConfig] = Field(default_factory=list)
     models: ModelsConfig = ModelsConfig()
     ingest: IngestConfig = IngestConfig()
+    scoring: ScoringSettings = ScoringSettings()
+    anchors: AnchorSettings = AnchorSettings()
+    chunking: ChunkSettings = ChunkSettings()
+    index: IndexSettings = IndexSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
 
     @field_validator("corpora")
     @classmethod
@@ -77,7 +120,13 @@ class PipelineConfig(_Strict):
         return self.catalog or self.lake_store.path("catalog.duckdb")
 
     def corpus_specs(self) -> list[CorpusSpec]:
-        return [CorpusSpec(**c.model_dump()) for c in self.corpora]
+        return [CorpusSpec(**c.model_dump(exclude={"roles"})) for c in self.corpora]
+
+    def roles(self, corpus: str) -> list[str]:
+        for c in self.corpora:
+            if c.name == corpus:
+                return list(c.roles)
+        raise KeyError(f"corpus {corpus!r} is not configured")
 
     def corpus(self, name: str) -> CorpusSpec:
         for spec in self.corpus_specs():

@@ -5,12 +5,17 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.catalog import stats_catalog
+from assets.chunks import chunk_embeddings, chunks
+from assets.entropy import anchors, entropy_profiles
 from assets.ingest import corpus_shards
+from assets.retrieval import retrieval_candidates, vector_index
+from assets.tokenize import tokenized_docs
 from orchestration.resources import PipelineResource
 from orchestration.sensors import corpus_shard_sensor
 
 defs = dg.Definitions(
-    assets=[corpus_shards, stats_catalog],
+    assets=[corpus_shards, tokenized_docs, entropy_profiles, anchors, chunks, chunk_embeddings,
+            vector_index, retrieval_candidates, stats_catalog],
     sensors=[corpus_shard_sensor],
     resources={"pipeline": PipelineResource()},
 )

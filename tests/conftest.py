@@ -45,3 +45,20 @@ def smollm2():
     from models.registry import load_scorer
 
     return load_scorer("smollm2-135m")
+
+
+def make_tiny_llama(vocab_size: int = 97, max_positions: int = 256, seed: int = 0):
+    """A randomly initialised 2-layer Llama for kernel tests (fp32, eval mode)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                         max_position_embeddings=max_positions, tie_word_embeddings=False)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_llama():
+    return make_tiny_llama()

@@ -1,2 +1,2 @@
 -- Cleaned, de-duplicated documents: one row per document, all corpora and shards.
-CREATE OR REPLACE VIEW docs AS SELECT * FROM {docs};
+CREATE OR REPLACE VIEW docs AS SELECT * EXCLUDE (filename) FROM {docs};

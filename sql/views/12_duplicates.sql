@@ -1,2 +1,2 @@
 -- Exact duplicates removed at ingest, each pointing at the document that was kept.
-CREATE OR REPLACE VIEW duplicates AS SELECT * FROM {duplicates};
+CREATE OR REPLACE VIEW duplicates AS SELECT * EXCLUDE (filename) FROM {duplicates};

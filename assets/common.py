@@ -1,0 +1,40 @@
+"""Helpers every per-shard asset shares: its partition, its lake files, its device."""
+
+import dagster as dg
+import pyarrow as pa
+
+from lakehouse.corpora import split_key
+from lakehouse.plots import markdown_image
+from lakehouse.storage import exists, read_parquet, write_parquet
+from orchestration.resources import PipelineResource
+
+
+def shard_key(context: dg.AssetExecutionContext) -> tuple[str, str]:
+    return split_key(context.partition_key)
+
+
+def read_shard_table(pipeline: PipelineResource, asset: str, corpus: str, shard: str,
+                     columns: list[str] | None = None) -> pa.Table:
+    """An upstream asset's table for this shard, or a clear error if it was never written."""
+    path = pipeline.lake.shard_path(asset, corpus, shard)
+    if not exists(path):
+        raise FileNotFoundError(f"{path}: upstream asset {asset} has not been materialized "
+                                f"for partition {corpus}/{shard}")
+    return read_parquet(path, columns=columns)
+
+
+def write_shard_table(pipeline: PipelineResource, asset: str, corpus: str, shard: str,
+                      table: pa.Table) -> str:
+    return write_parquet(table, pipeline.lake.shard_path(asset, corpus, shard))
+
+
+def torch_device(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def image(png: bytes, alt: str) -> dg.MetadataValue:
+    return dg.MetadataValue.md(markdown_image(png, alt))

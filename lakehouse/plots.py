@@ -1,0 +1,41 @@
+"""Small PNG figures for asset metadata (rendered off-screen with matplotlib's Agg)."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def histogram_png(values: np.ndarray, title: str, xlabel: str, bins: int = 60,
+                  vlines: dict[str, float] | None = None) -> bytes:
+    """Histogram with optional labelled vertical lines (thresholds, means)."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    values = values[np.isfinite(values)]
+    ax.hist(values, bins=bins, color="#4878a8")
+    for i, (label, x) in enumerate((vlines or {}).items()):
+        ax.axvline(x, color=["#c03030", "#e08020", "#30a030"][i % 3], ls="--", label=label)
+    if vlines:
+        ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    return _png(fig)
+
+
+def markdown_image(png: bytes, alt: str) -> str:
+    """Markdown that embeds a PNG inline (how the Dagster UI shows images in metadata)."""
+    import base64
+
+    return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"

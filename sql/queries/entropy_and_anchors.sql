@@ -1,0 +1,1 @@
+SELECT * FROM anchor_stats;

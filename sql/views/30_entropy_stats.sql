@@ -1,0 +1,8 @@
+-- Per shard: documents scored, tokens, mean entropy and mean adaptive threshold.
+CREATE OR REPLACE VIEW entropy_stats AS
+SELECT corpus, shard, count(*) AS docs, sum(n_tokens) AS tokens,
+       avg(mean) AS mean_entropy, avg(std) AS mean_std, avg(threshold) AS mean_threshold,
+       any_value(model_id) AS model_id
+FROM entropy_profiles
+GROUP BY corpus, shard
+ORDER BY corpus, shard;
