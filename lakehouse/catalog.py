@@ -1,7 +1,8 @@
 """The DuckDB statistics catalog: views over the lake's Parquet files, rebuilt in one go.
 
 The views live in ``sql/views/*.sql`` and name their inputs with placeholders such as
-``{docs}`` (every relation has a ``filename`` column: ``<lake>/<asset>/<corpus>/<shard>``); each placeholder becomes a ``read_parquet`` over that table's files, or an empty
+``{docs}`` (every relation has a ``filename`` column: ``<lake>/<asset>/<corpus>/<shard>``);
+each placeholder becomes a ``read_parquet`` over that table's files, or an empty
 relation with the right columns while the table has no files yet, so the catalog can always
 be built and queried. The file is built under a temporary name and renamed into place, so a
 reader never sees half a catalog.

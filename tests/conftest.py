@@ -20,7 +20,7 @@ SMALL_DEMO = [
     {"name": "planted", "uri": "corpora/planted", "format": "parquet",
      "demo": {"kind": "planted", "seed": 3, "n_stories": 4, "n_distractors": 2, "n_shards": 2,
               "inject_bad_rows": True}},
-    {"name": "pystdlib", "uri": "corpora/pystdlib", "format": "jsonl",
+    {"name": "pystdlib", "uri": "corpora/pystdlib", "format": "jsonl", "roles": ["root", "pool"],
      "demo": {"kind": "pystdlib", "n_docs": 6, "max_chars": 2000, "n_shards": 1,
               "inject_bad_rows": True}},
 ]
@@ -62,3 +62,20 @@ def make_tiny_llama(vocab_size: int = 97, max_positions: int = 256, seed: int = 
 @pytest.fixture(scope="session")
 def tiny_llama():
     return make_tiny_llama()
+
+
+def save_tiny_scorer(folder: Path, texts: list[str], vocab_size: int = 400) -> Path:
+    """A tiny random Llama plus a byte-level BPE tokenizer trained on ``texts``, saved as a
+    Hugging Face folder the registry loads like any local model."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(texts, trainers.BpeTrainer(
+        vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        special_tokens=["<pad>"]))
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>").save_pretrained(folder)
+    make_tiny_llama(vocab_size=tok.get_vocab_size(), max_positions=128).save_pretrained(folder)
+    return folder

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -59,8 +61,8 @@ def test_symmetric_query_contains_the_anchor_token_and_prefix_does_not():
 
 def test_sentence_ends_and_chunks_cut_there():
     text = "One two. Three four! Five six seven? Eight"
-    words = [(m.start(), m.end()) for m in __import__("re").finditer(r"\S+", text)]
-    starts, ends = np.array([a for a, _ in words]), np.array([b for _, b in words])
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", text)]
+    ends = np.array([b for _, b in words])
     is_end = sentence_ends(text, ends)
     assert is_end.tolist() == [False, True, False, True, False, False, True, False]
     assert chunk_spans(len(words), is_end, size=4, min_size=1) == [(0, 4), (4, 8)]
