@@ -64,7 +64,7 @@ def chunk_embeddings(context: dg.AssetExecutionContext, pipeline: PipelineResour
     model = load_embedder(settings.models.embedder,
                           device=torch_device(settings.scoring.device))
     embedder_id = resolve_embedder(settings.models.embedder).model_id
-    dim = model.get_sentence_embedding_dimension()
+    dim = model.get_embedding_dimension()
     start = time.perf_counter()
     vecs = embed_texts(model, ch["text"].to_pylist())
     rate = len(vecs) / max(time.perf_counter() - start, 1e-9)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = ["ingest"]
+BENCHMARKS = ["ingest", "entropy", "retrieval", "planted"]
 
 
 def main() -> None:

@@ -60,3 +60,36 @@ def report(name: str, records: list[Record]) -> Path:
         print(f"{r.metric:44} {r.value:12.4g} {r.baseline:12.4g} {r.ratio:8.3f}  "
               f"{r.unit:12} {r.target} [{mark}]")
     return out
+
+
+class PeakRSS:
+    """Peak resident memory above the level at entry, sampled every few milliseconds.
+
+    Works for any allocator (torch's CPU allocations are invisible to tracemalloc).
+    """
+
+    def __init__(self, interval: float = 0.002):
+        self.interval, self.peak = interval, 0
+
+    def __enter__(self) -> PeakRSS:
+        import threading
+
+        import psutil
+
+        self._proc = psutil.Process()
+        self._base = self._proc.memory_info().rss
+        self._stop = threading.Event()
+
+        def sample() -> None:
+            while not self._stop.is_set():
+                self.peak = max(self.peak, self._proc.memory_info().rss - self._base)
+                self._stop.wait(self.interval)
+
+        self._thread = threading.Thread(target=sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss - self._base)

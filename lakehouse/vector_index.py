@@ -185,8 +185,12 @@ class VectorIndex:
         return self._exact_cache[1], self._exact_cache[2]
 
     def search(self, queries: np.ndarray, k: int, exact: bool | None = None,
-               batch: int = 256) -> list[Hits]:
-        """Top-``k`` chunks by cosine similarity for each (unit-norm) query vector."""
+               batch: int = 256, with_vectors: bool = True) -> list[Hits]:
+        """Top-``k`` chunks by cosine similarity for each (unit-norm) query vector.
+
+        ``with_vectors`` also returns each hit's stored vector (what near-duplicate exclusion
+        compares); without it ``Hits.vectors`` is empty and ANN search reads less.
+        """
         table = self._table()
         if table is None or table.count_rows() == 0 or len(queries) == 0:
             return [Hits([], [], np.zeros(0, np.float32), np.zeros((0, self.dim), np.float32))
@@ -194,7 +198,7 @@ class VectorIndex:
         use_exact = (self.index_kind() == "exact") if exact is None else exact
         if use_exact:
             return self._search_exact(table, queries, k, batch)
-        return self._search_ann(table, queries, k, batch)
+        return self._search_ann(table, queries, k, batch, with_vectors)
 
     def _search_exact(self, table, queries: np.ndarray, k: int, batch: int) -> list[Hits]:
         meta, vecs = self._exact_vectors(table)
@@ -211,14 +215,16 @@ class VectorIndex:
                                 sims[row, order].astype(np.float32), vecs[order]))
         return out
 
-    def _search_ann(self, table, queries: np.ndarray, k: int, batch: int) -> list[Hits]:
+    def _search_ann(self, table, queries: np.ndarray, k: int, batch: int,
+                    with_vectors: bool) -> list[Hits]:
         _, _, nprobes = ivf_pq_params(table.count_rows(), self.dim, self.params)
         out: list[Hits] = []
         for lo in range(0, len(queries), batch):
             part = queries[lo:lo + batch].astype(np.float32)
             res = (table.search(list(part)).limit(k).nprobes(nprobes)
                    .refine_factor(self.params.refine_factor)
-                   .select(["chunk_id", "doc_id", "vector", "_distance"]).to_arrow())
+                   .select(["chunk_id", "doc_id", "_distance"] + (["vector"] if with_vectors
+                                                                   else [])).to_arrow())
             per = [[] for _ in range(len(part))]
             qidx = (res["query_index"].to_pylist() if "query_index" in res.column_names
                     else [0] * res.num_rows)
@@ -226,8 +232,9 @@ class VectorIndex:
                        res["_distance"].to_pylist(), range(res.num_rows), strict=True)
             for q, cid, did, dist, i in rows:
                 per[q].append((1.0 - dist, cid, did, i))
-            vec_all = res["vector"].combine_chunks().flatten().to_numpy(
-                zero_copy_only=False).reshape(-1, self.dim)
+            vec_all = (res["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                       .reshape(-1, self.dim) if with_vectors
+                       else np.zeros((res.num_rows, 0), np.float32))
             for hits in per:
                 hits.sort(key=lambda h: (-h[0], h[1]))
                 out.append(Hits([h[1] for h in hits], [h[2] for h in hits],

@@ -11,7 +11,7 @@ def embed_texts(model, texts: Sequence[str], batch_size: int = 64,
                 progress: bool = False) -> np.ndarray:
     """Embed ``texts`` with a SentenceTransformer; rows are L2-normalised, dtype float32."""
     if not texts:
-        dim = model.get_sentence_embedding_dimension()
+        dim = model.get_embedding_dimension()
         return np.zeros((0, dim), dtype=np.float32)
     vecs = model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True,
                         convert_to_numpy=True, show_progress_bar=progress)

@@ -119,21 +119,26 @@ def entropy_nll_from_hidden(hidden: torch.Tensor, targets: torch.Tensor, head: t
     nll = torch.empty(n, dtype=torch.float32, device=hidden.device)
     for lo in range(0, n, block_size):
         hi = min(lo + block_size, n)
-        logits = transform(head(hidden[lo:hi].to(head.weight.dtype)).float())
-        logp = torch.log_softmax(logits, dim=-1)
-        ent[lo:hi] = -(logp.exp() * logp).sum(-1)
-        nll[lo:hi] = -logp.gather(1, targets[lo:hi, None]).squeeze(1)
-        del logits, logp
+        z = transform(head(hidden[lo:hi].to(head.weight.dtype)).float())
+        # H = log S - sum(e * z) / S with z shifted by its max, e = exp(z), S = sum(e):
+        # one exp and two reductions over the block, no log-softmax tensor.
+        z.sub_(z.amax(dim=-1, keepdim=True))
+        e = torch.exp(z)
+        total = e.sum(-1)
+        log_total = torch.log(total)
+        ent[lo:hi] = log_total - torch.linalg.vecdot(e, z) / total
+        nll[lo:hi] = log_total - z.gather(1, targets[lo:hi, None]).squeeze(1)
+        del z, e
     return ent, nll
 
 
 @torch.no_grad()
-def _forward_hidden(model, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def _forward_hidden(model, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     body = model.base_model
     if ids.device.type == "cuda":
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            return body(input_ids=ids, attention_mask=mask).last_hidden_state
-    return body(input_ids=ids, attention_mask=mask).last_hidden_state
+            return body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+    return body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
 
 
 def score_windows(model, sequences: Sequence[np.ndarray], windows: Sequence[Window],
@@ -155,7 +160,9 @@ def score_windows(model, sequences: Sequence[np.ndarray], windows: Sequence[Wind
             ids[row, :len(seg)] = seg
             mask[row, :len(seg)] = 1
         ids, mask = ids.to(device), mask.to(device)
-        hidden = _forward_hidden(model, ids, mask)
+        # Without padding, no mask: attention can take its causal fast path.
+        padded = any(w.end - w.start != longest for w in batch)
+        hidden = _forward_hidden(model, ids, mask if padded else None)
         # Position p of the window predicts token p+1: gather only the rows that are scored.
         rows, cols, spans = [], [], []
         for row, w in enumerate(batch):

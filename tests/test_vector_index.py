@@ -60,7 +60,7 @@ def test_ann_index_is_trained_above_the_threshold_and_agrees_with_exact(tmp_path
     rng = np.random.default_rng(2)
     centers = rng.normal(size=(20, DIM))
     vecs = _unit(centers[rng.integers(0, 20, 3000)] + 0.3 * rng.normal(size=(3000, DIM)))
-    params = IndexParams(exact_below=1000, num_sub_vectors=4, refine_factor=5)
+    params = IndexParams(exact_below=1000, num_sub_vectors=8, nprobes=10, refine_factor=5)
     index = VectorIndex(str(tmp_path / "db"), DIM, params)
     report = index.sync({"c/a": "v1"}, lambda k: _shard("a", vecs))
     assert report.index == "ivf_pq"
