@@ -126,3 +126,22 @@ def test_ingest_writes_identical_bytes_twice(tmp_path):
         outputs.append(((out / "docs.parquet").read_bytes(), (out / "dups.parquet").read_bytes()))
     assert outputs[0] == outputs[1]
     assert result.counts == {"rows_in": 50, "docs_out": 7, "duplicates": 43, "quarantined": 0}
+
+
+def test_shards_are_discovered_and_read_from_an_fsspec_url():
+    import fsspec
+
+    from lakehouse.corpora import discover_shards
+
+    fs = fsspec.filesystem("memory")
+    fs.pipe("/corpus-a/part-0001.jsonl", b'{"id": "1", "text": "hello"}\n{"id": "2"}\n')
+    fs.pipe("/corpus-a/part-0000.jsonl", b'{"id": "0", "text": "first"}\n')
+    fs.pipe("/corpus-a/notes.txt", b"not a shard")
+    spec = CorpusSpec("a", "memory://corpus-a", "jsonl")
+    refs = discover_shards(spec)
+    assert [(r.key, r.uri) for r in refs] == [
+        ("a/part-0000", "memory:///corpus-a/part-0000.jsonl"),
+        ("a/part-0001", "memory:///corpus-a/part-0001.jsonl")]
+    result = _ingest(refs[1].uri, spec)
+    assert result.docs["text"].to_pylist() == ["hello"]
+    assert result.quarantine["reason"].to_pylist() == ["missing_text"]
