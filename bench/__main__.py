@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = ["ingest", "entropy", "retrieval", "planted"]
+BENCHMARKS = ["ingest", "entropy", "retrieval", "planted", "verification"]
 
 
 def main() -> None:

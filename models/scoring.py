@@ -220,3 +220,54 @@ def naive_scores(model, ids: np.ndarray) -> TokenScores:
 def max_entropy(vocab_size: int) -> float:
     """Upper bound of the entropy over a vocabulary: ln V."""
     return math.log(vocab_size)
+
+
+def score_positions(model, sequences: Sequence[np.ndarray], positions: Sequence[np.ndarray],
+                    config: ScoringConfig = ScoringConfig()) -> list[TokenScores]:
+    """Entropy and NLL only at the given token positions of each sequence (each >= 1).
+
+    Same batching as ``score_sequences``, but the LM head runs only on the rows that predict
+    a requested token, which is what verification needs: H' at a few anchors of a long
+    ``[chunk; document]`` sequence. Every sequence must fit the model's window.
+    """
+    window = config.window or model_window(model)
+    device = next(model.parameters()).device
+    head = model.get_output_embeddings()
+    transform = _head_transform(model)
+    out = [TokenScores(np.zeros(len(p), np.float32), np.zeros(len(p), np.float32))
+           for p in positions]
+    wins = []
+    for i, (seq, pos) in enumerate(zip(sequences, positions, strict=True)):
+        if len(seq) > window:
+            raise ValueError(f"sequence {i} has {len(seq)} tokens, more than the window "
+                             f"{window}")
+        if len(pos) and (min(pos) < 1 or max(pos) >= len(seq)):
+            raise ValueError(f"sequence {i}: positions must lie in [1, {len(seq)})")
+        if len(pos):
+            wins.append(Window(i, 0, len(seq), 1))
+    for batch in batches_by_budget(wins, config.token_budget):
+        longest = batch[0].end - batch[0].start
+        ids = torch.zeros((len(batch), longest), dtype=torch.long)
+        mask = torch.zeros((len(batch), longest), dtype=torch.long)
+        for row, w in enumerate(batch):
+            seg = torch.as_tensor(np.asarray(sequences[w.seq], dtype=np.int64))
+            ids[row, :len(seg)] = seg
+            mask[row, :len(seg)] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        padded = any(w.end - w.start != longest for w in batch)
+        hidden = _forward_hidden(model, ids, mask if padded else None)
+        rows = torch.cat([torch.full((len(positions[w.seq]),), r, dtype=torch.long)
+                          for r, w in enumerate(batch)]).to(device)
+        cols = torch.cat([torch.as_tensor(np.asarray(positions[w.seq], dtype=np.int64))
+                          for w in batch]).to(device)
+        ent, nll = entropy_nll_from_hidden(hidden[rows, cols - 1], ids[rows, cols], head,
+                                           config.block_size, transform)
+        ent, nll = ent.cpu().numpy(), nll.cpu().numpy()
+        offset = 0
+        for w in batch:
+            n = len(positions[w.seq])
+            out[w.seq].entropy[:] = ent[offset:offset + n]
+            out[w.seq].nll[:] = nll[offset:offset + n]
+            offset += n
+        del hidden
+    return out

@@ -1,0 +1,67 @@
+"""Grouped verification equals the one-pass-per-(anchor, chunk) reference; dI math."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lakehouse.dependencies import relative_gain, verified
+from models.scoring import ScoringConfig, score_positions, score_sequences
+from models.verification import Pair, group_pairs, verify_grouped, verify_naive
+
+
+def _seqs(lengths, seed):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 97, n).astype(np.int32) for n in lengths]
+
+
+def test_score_positions_equals_full_scoring_at_those_positions(tiny_llama):
+    seqs = _seqs([40, 90, 12], 0)
+    pos = [np.array([1, 5, 39]), np.array([50, 89]), np.array([3])]
+    got = score_positions(tiny_llama, seqs, pos, ScoringConfig(token_budget=100))
+    full = score_sequences(tiny_llama, seqs)
+    for g, f, p in zip(got, full, pos, strict=True):
+        np.testing.assert_allclose(g.entropy, f.entropy[p], atol=1e-4)
+        np.testing.assert_allclose(g.nll, f.nll[p], atol=1e-4)
+
+
+def test_grouping_makes_one_pair_per_document_and_chunk():
+    pairs = group_pairs([0, 0, 0, 1, 0], [7, 3, 7, 2, 3], [5, 5, 6, 5, 5])
+    assert [(p.doc, p.chunk, p.positions.tolist()) for p in pairs] == [
+        (0, 5, [3, 7]), (0, 6, [7]), (1, 5, [2])]
+    assert group_pairs([], [], []) == []
+
+
+def test_grouped_and_naive_verification_agree_with_fewer_tokens(tiny_llama):
+    docs = _seqs([60, 45], 1)
+    chunks = _seqs([20, 33, 8], 2)
+    pairs = group_pairs([0, 0, 0, 1, 1, 0], [10, 40, 59, 44, 5, 40],
+                        [0, 0, 0, 1, 2, 2])
+    cfg = ScoringConfig(window=256, token_budget=200)
+    grouped, t_grouped = verify_grouped(tiny_llama, docs, chunks, pairs, cfg)
+    naive, t_naive = verify_naive(tiny_llama, docs, chunks, pairs, cfg)
+    for g, n in zip(grouped, naive, strict=True):
+        assert g.status == "ok"
+        np.testing.assert_allclose(g.entropy, n.entropy, atol=1e-4)
+        np.testing.assert_allclose(g.nll, n.nll, atol=1e-4)
+    assert t_grouped < t_naive
+
+
+def test_a_pair_longer_than_the_window_is_marked_not_scored(tiny_llama):
+    docs, chunks = _seqs([50], 3), _seqs([40], 4)
+    (res,), tokens = verify_grouped(tiny_llama, docs, chunks, [Pair(0, 0, np.array([30]))],
+                                    ScoringConfig(window=64))
+    assert res.status == "too_long" and np.isnan(res.entropy).all() and tokens == 0
+
+
+def test_relative_gain_and_keep_rule_on_hand_made_values():
+    h = np.array([4.0, 4.0, 2.0, 0.0, 3.0])
+    h2 = np.array([1.0, 3.0, 2.5, 0.0, 0.0])
+    di = relative_gain(h, h2)
+    np.testing.assert_allclose(di[:3], [0.75, 0.25, -0.25])
+    assert np.isnan(di[3]) and di[4] == pytest.approx(1.0)
+    assert verified(di, 0.4).tolist() == [True, False, False, False, True]
+    nll, nll2 = np.array([3.0, 3, 3, 3, 1.0]), np.array([0.5, 1, 1, 1, 2.0])
+    assert verified(di, 0.4, nll, nll2, correctness_aware=True).tolist() == [
+        True, False, False, False, False]
+    assert verified(di, 0.8).tolist() == [False, False, False, False, True]
