@@ -35,6 +35,9 @@ class ScoringConfig:
     block_size: int = 512  # positions per LM-head block (block x vocab fp32 logits)
 
 
+DEFAULT_SCORING = ScoringConfig()
+
+
 @dataclass(frozen=True)
 class Window:
     """Tokens ``[start, end)`` of sequence ``seq`` are fed; tokens ``[score_from, end)`` scored."""
@@ -185,7 +188,7 @@ def score_windows(model, sequences: Sequence[np.ndarray], windows: Sequence[Wind
 
 
 def score_sequences(model, sequences: Sequence[np.ndarray],
-                    config: ScoringConfig = ScoringConfig()) -> list[TokenScores]:
+                    config: ScoringConfig = DEFAULT_SCORING) -> list[TokenScores]:
     """Per-token entropy and NLL for every sequence (see the module docstring)."""
     window = config.window or model_window(model)
     overlap = min(config.overlap, window // 2)
@@ -223,7 +226,7 @@ def max_entropy(vocab_size: int) -> float:
 
 
 def score_positions(model, sequences: Sequence[np.ndarray], positions: Sequence[np.ndarray],
-                    config: ScoringConfig = ScoringConfig()) -> list[TokenScores]:
+                    config: ScoringConfig = DEFAULT_SCORING) -> list[TokenScores]:
     """Entropy and NLL only at the given token positions of each sequence (each >= 1).
 
     Same batching as ``score_sequences``, but the LM head runs only on the rows that predict

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.scoring import ScoringConfig, model_window, score_positions
+from models.scoring import DEFAULT_SCORING, ScoringConfig, model_window, score_positions
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def group_pairs(doc_index: Sequence[int], positions: Sequence[int],
 
 
 def verify_grouped(model, docs: Sequence[np.ndarray], chunks: Sequence[np.ndarray],
-                   pairs: Sequence[Pair], config: ScoringConfig = ScoringConfig()
+                   pairs: Sequence[Pair], config: ScoringConfig = DEFAULT_SCORING
                    ) -> tuple[list[PairScores], int]:
     """H' and NLL' for every pair; returns (scores, tokens forwarded)."""
     window = config.window or model_window(model)
@@ -72,7 +72,7 @@ def verify_grouped(model, docs: Sequence[np.ndarray], chunks: Sequence[np.ndarra
 
 
 def verify_naive(model, docs: Sequence[np.ndarray], chunks: Sequence[np.ndarray],
-                 pairs: Sequence[Pair], config: ScoringConfig = ScoringConfig()
+                 pairs: Sequence[Pair], config: ScoringConfig = DEFAULT_SCORING
                  ) -> tuple[list[PairScores], int]:
     """Reference: one forward pass per (anchor, chunk) over ``[C; D[:t + 1]]``."""
     out, tokens = [], 0
