@@ -15,7 +15,8 @@ def _ground_truth_relation(pipeline: PipelineResource) -> str:
 
 
 @dg.asset(
-    deps=["corpus_shards", "entropy_profiles", "anchors", "chunks", "retrieval_candidates"],
+    deps=["corpus_shards", "entropy_profiles", "anchors", "chunks", "retrieval_candidates",
+          "verified_dependencies"],
     group_name="catalog",
     kinds={"duckdb", "sql"},
     pool="duckdb_writer",

@@ -44,6 +44,7 @@ SOURCES: dict[str, Source] = {
     "anchors": Source("anchors", tables.ANCHORS),
     "chunks": Source("chunks", tables.CHUNKS),
     "retrieval_candidates": Source("retrieval_candidates", tables.RETRIEVAL_CANDIDATES),
+    "verified_dependencies": Source("verified_dependencies", tables.VERIFIED_DEPENDENCIES),
 }
 GROUND_TRUTH = tables.GROUND_TRUTH
 

@@ -133,3 +133,20 @@ RETRIEVAL_CANDIDATES = pa.schema([
     ("excluded_self", pa.int64()),  # hits from the root document itself, dropped
     ("excluded_near_dup", pa.int64()),  # hits too close to a chunk of the root, dropped
 ])
+
+VERIFIED_DEPENDENCIES = pa.schema([
+    ("doc_id", pa.string()),
+    ("position", pa.int64()),
+    ("chunk_id", pa.string()),
+    ("chunk_doc_id", pa.string()),
+    ("rank", pa.int64()),
+    ("h", pa.float32()),  # entropy at the anchor, document alone
+    ("h_prime", pa.float32()),  # entropy at the anchor with the chunk prepended
+    ("delta_i", pa.float32()),  # (h - h_prime) / h
+    ("nll", pa.float32()),
+    ("nll_prime", pa.float32()),
+    ("verified", pa.bool_()),
+    ("epsilon", pa.float32()),
+    ("mode", pa.string()),  # on | off
+    ("status", pa.string()),  # ok | too_long | unverified (mode off)
+])

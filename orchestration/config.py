@@ -84,6 +84,13 @@ class IndexSettings(_Strict):
     refine_factor: int = Field(3, ge=1)
 
 
+class VerificationSettings(_Strict):
+    mode: Literal["on", "off"] = "on"  # off: keep candidates unverified (the paper's ablation)
+    epsilon: float = Field(0.4, ge=0)  # keep a chunk when dI > epsilon
+    correctness_aware: bool = False  # also require the gold token's NLL to fall
+    off_keep_top: int = Field(1, gt=0)  # with mode off: candidates kept per anchor, by rank
+
+
 class RetrievalSettings(_Strict):
     k: int = Field(8, gt=0)
     near_dup_cosine: float = Field(0.95, gt=0, le=1)
@@ -101,6 +108,7 @@ class PipelineConfig(_Strict):
     chunking: ChunkSettings = ChunkSettings()
     index: IndexSettings = IndexSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    verification: VerificationSettings = VerificationSettings()
 
     @field_validator("corpora")
     @classmethod

@@ -77,5 +77,5 @@ def save_tiny_scorer(folder: Path, texts: list[str], vocab_size: int = 400) -> P
         vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         special_tokens=["<pad>"]))
     PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>").save_pretrained(folder)
-    make_tiny_llama(vocab_size=tok.get_vocab_size(), max_positions=128).save_pretrained(folder)
+    make_tiny_llama(vocab_size=tok.get_vocab_size(), max_positions=1024).save_pretrained(folder)
     return folder

@@ -39,6 +39,8 @@ def run_pipeline(config_path: Path, instance: dg.DagsterInstance) -> list:
     run(["vector_index"])
     for key in keys:
         run(["retrieval_candidates"], key)
+    for key in keys:
+        run(["verified_dependencies"], key)
     run(["stats_catalog"])
     return checks
 
@@ -50,7 +52,7 @@ def tiny_config(tmp_path, monkeypatch):
     docs, _ = planted.generate(seed=3, n_stories=4, n_distractors=2)
     scorer = save_tiny_scorer(tmp_path / "tiny-scorer", [d.text for d in docs])
     path = write_config(tmp_path, SMALL_DEMO, models={"scorer": str(scorer)},
-                        scoring={"window": 64, "overlap": 16, "token_budget": 512},
+                        scoring={"window": 0, "overlap": 64, "token_budget": 2048},
                         chunking={"size": 48}, retrieval={"k": 3})
     monkeypatch.setenv("ELONG_CONFIG", str(path))
     for spec in load_config(path).corpus_specs():
@@ -63,7 +65,8 @@ def test_stage_one_and_two_assets_run_end_to_end(tiny_config):
     checks = run_pipeline(tiny_config, dg.DagsterInstance.ephemeral())
     assert checks and all(c.passed for c in checks), [c for c in checks if not c.passed]
     assert {c.check_name for c in checks} >= {"counts_balance", "token_offsets_valid",
-                                              "entropy_in_range", "no_self_candidates"}
+                                              "entropy_in_range", "no_self_candidates",
+                                              "delta_i_in_range"}
     config = load_config(tiny_config)
     con = duckdb.connect(config.catalog_path, read_only=True)
     # tokens are conserved: every root document is profiled with its full token count
@@ -80,6 +83,15 @@ def test_stage_one_and_two_assets_run_end_to_end(tiny_config):
     per_anchor = con.execute("""SELECT max(rank), min(rank), count(*) FILTER
                             (WHERE chunk_doc_id = doc_id) FROM retrieval_candidates""").fetchone()
     assert per_anchor == (3, 1, 0)
+    # every candidate was verified once, with dI = (H - H') / H and the epsilon rule
+    (n_cand,) = con.execute("SELECT count(*) FROM retrieval_candidates").fetchone()
+    dep = con.execute("""SELECT count(*), count(*) FILTER (WHERE status = 'ok'),
+                         max(abs(delta_i - (h - h_prime) / h)),
+                         count(*) FILTER (WHERE verified <> (delta_i > 0.4)),
+                         count(*) FILTER (WHERE isnan(delta_i))
+                         FROM verified_dependencies""").fetchone()
+    assert dep[4] == 0, dep
+    assert dep[0] == n_cand == dep[1] and dep[2] < 1e-5 and dep[3] == 0, dep
     # chunks tile their documents exactly
     gaps = con.execute("""SELECT count(*) FROM (SELECT doc_id, token_start, lag(token_end) OVER
                       (PARTITION BY doc_id ORDER BY token_start) AS prev FROM chunks)
