@@ -38,3 +38,16 @@ def torch_device(setting: str) -> str:
 
 def image(png: bytes, alt: str) -> dg.MetadataValue:
     return dg.MetadataValue.md(markdown_image(png, alt))
+
+
+def load_configured_scorer(settings):
+    """The configured scorer on its device, and the kernel settings to run it with."""
+    from models.registry import load_scorer
+    from models.scoring import ScoringConfig
+
+    sc = settings.scoring
+    model, _ = load_scorer(settings.models.scorer, dtype=sc.dtype,
+                           device=torch_device(sc.device))
+    window = sc.window or int(model.config.max_position_embeddings)
+    return model, ScoringConfig(window=window, overlap=sc.overlap,
+                                token_budget=sc.token_budget, block_size=sc.block_size)

@@ -7,12 +7,18 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 
-from assets.common import image, read_shard_table, shard_key, torch_device, write_shard_table
+from assets.common import (
+    image,
+    load_configured_scorer,
+    read_shard_table,
+    shard_key,
+    write_shard_table,
+)
 from lakehouse import tables
 from lakehouse.anchors import adaptive_threshold, query_span, select_anchors, span_text
 from lakehouse.plots import histogram_png
-from models.registry import load_scorer, resolve_scorer
-from models.scoring import ScoringConfig, score_sequences
+from models.registry import resolve_scorer
+from models.scoring import score_sequences
 from orchestration.partitions import shards_partitions
 from orchestration.resources import PipelineResource
 
@@ -42,19 +48,15 @@ def entropy_profiles(context: dg.AssetExecutionContext, pipeline: PipelineResour
     if not is_root:
         context.log.info(f"{corpus} is a pool-only corpus: no documents are scored")
         toks = toks.slice(0, 0)
-    sc = settings.scoring
     model_id = resolve_scorer(settings.models.scorer).model_id
     rows: dict[str, list] = {f.name: [] for f in tables.ENTROPY_PROFILES}
     all_h: list[np.ndarray] = []
     vocab = 0
     window = 0
     if toks.num_rows:
-        model, _ = load_scorer(settings.models.scorer, dtype=sc.dtype,
-                               device=torch_device(sc.device))
+        model, cfg = load_configured_scorer(settings)
         vocab = model.config.vocab_size
-        window = sc.window or int(model.config.max_position_embeddings)
-        cfg = ScoringConfig(window=window, overlap=sc.overlap, token_budget=sc.token_budget,
-                            block_size=sc.block_size)
+        window = cfg.window
         ids = [np.asarray(x, dtype=np.int32) for x in toks["input_ids"].to_pylist()]
         total = sum(len(x) for x in ids)
         done, start = 0, time.perf_counter()
@@ -78,7 +80,7 @@ def entropy_profiles(context: dg.AssetExecutionContext, pipeline: PipelineResour
     rows["alpha"] = [settings.anchors.alpha] * n
     rows["model_id"] = [model_id] * n
     rows["window"] = [window] * n
-    rows["overlap"] = [sc.overlap] * n
+    rows["overlap"] = [settings.scoring.overlap] * n
     table = pa.Table.from_pydict(rows, schema=tables.ENTROPY_PROFILES)
     path = write_shard_table(pipeline, "entropy_profiles", corpus, shard, table)
 

@@ -6,12 +6,16 @@ import dagster as dg
 import numpy as np
 import pyarrow.dataset as ds
 
-from assets.common import image, read_shard_table, shard_key, torch_device, write_shard_table
+from assets.common import (
+    image,
+    load_configured_scorer,
+    read_shard_table,
+    shard_key,
+    write_shard_table,
+)
 from lakehouse import tables
 from lakehouse.dependencies import relative_gain, verified
 from lakehouse.plots import histogram_png
-from models.registry import load_scorer
-from models.scoring import ScoringConfig
 from models.verification import group_pairs, verify_grouped
 from orchestration.partitions import shards_partitions
 from orchestration.resources import PipelineResource
@@ -67,11 +71,7 @@ def verified_dependencies(context: dg.AssetExecutionContext, pipeline: PipelineR
         pairs = group_pairs([doc_ids.index(c["doc_id"]) for c in cands],
                             [c["position"] for c in cands],
                             [chunk_names.index(c["chunk_id"]) for c in cands])
-        sc = settings.scoring
-        model, _ = load_scorer(settings.models.scorer, dtype=sc.dtype,
-                               device=torch_device(sc.device))
-        cfg = ScoringConfig(window=sc.window, overlap=sc.overlap,
-                            token_budget=sc.token_budget, block_size=sc.block_size)
+        model, cfg = load_configured_scorer(settings)
         start = time.perf_counter()
         scores, tokens = verify_grouped(
             model, [np.asarray(doc_tokens[d], np.int64) for d in doc_ids],
