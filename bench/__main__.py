@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = ["ingest", "entropy", "retrieval", "planted", "verification"]
+BENCHMARKS = ["ingest", "entropy", "retrieval", "planted", "verification", "packing"]
 
 
 def main() -> None:
