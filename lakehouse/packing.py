@@ -115,3 +115,26 @@ def assemble(units: Sequence[Unit], bins: Sequence[Sequence[int]], target: int,
         indices.append(spans)
         unit_ids.append(ids)
     return Packed(out, indices, unit_ids, n_pad)
+
+
+def packed_tables(packed: Packed, units: Sequence[Unit]) -> tuple[dict, dict]:
+    """Column dicts of the sequences table and the manifest (schemas in lakehouse.tables)."""
+    by_id = {u.unit_id: u for u in units}
+    seqs = {"seq_id": list(range(len(packed.indices))),
+            "input_ids": list(packed.input_ids),
+            "indices": [[list(span) for span in spans] for spans in packed.indices],
+            "n_pad": packed.n_pad.tolist()}
+    man: dict[str, list] = {k: [] for k in ("seq_id", "unit_index", "root_doc_id",
+                                            "chunk_ids", "token_start", "token_end",
+                                            "root_start")}
+    for seq, (spans, ids) in enumerate(zip(packed.indices, packed.unit_ids, strict=True)):
+        for i, ((a, b), uid) in enumerate(zip(spans, ids, strict=True)):
+            unit = by_id[uid]
+            man["seq_id"].append(seq)
+            man["unit_index"].append(i)
+            man["root_doc_id"].append(uid)
+            man["chunk_ids"].append(list(unit.segment_ids[:-1]))
+            man["token_start"].append(a)
+            man["token_end"].append(b)
+            man["root_start"].append(b - len(unit.segments[-1]))
+    return seqs, man

@@ -150,3 +150,20 @@ VERIFIED_DEPENDENCIES = pa.schema([
     ("mode", pa.string()),  # on | off
     ("status", pa.string()),  # ok | too_long | unverified (mode off)
 ])
+
+PACKED_SEQUENCES = pa.schema([
+    ("seq_id", pa.int64()),
+    ("input_ids", pa.list_(pa.int32())),
+    ("indices", pa.list_(pa.list_(pa.int64(), 2))),  # ProLong: [start, end) per unit
+    ("n_pad", pa.int64()),
+])
+
+PACKED_MANIFEST = pa.schema([
+    ("seq_id", pa.int64()),
+    ("unit_index", pa.int64()),  # position of the unit inside the sequence
+    ("root_doc_id", pa.string()),
+    ("chunk_ids", pa.list_(pa.string())),  # in packed order; the root follows them
+    ("token_start", pa.int64()),  # the unit's span in the sequence
+    ("token_end", pa.int64()),
+    ("root_start", pa.int64()),  # where the root document begins inside the unit's span
+])

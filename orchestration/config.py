@@ -91,6 +91,12 @@ class VerificationSettings(_Strict):
     off_keep_top: int = Field(1, gt=0)  # with mode off: candidates kept per anchor, by rank
 
 
+class PackingSettings(_Strict):
+    target_length: int = Field(131072, gt=0)  # tokens per packed sequence
+    seed: int = 0  # chunk order within units
+    include_roots_without_chunks: bool = False  # a root with no verified chunk: skip it
+
+
 class RetrievalSettings(_Strict):
     k: int = Field(8, gt=0)
     near_dup_cosine: float = Field(0.95, gt=0, le=1)
@@ -109,6 +115,7 @@ class PipelineConfig(_Strict):
     index: IndexSettings = IndexSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     verification: VerificationSettings = VerificationSettings()
+    packing: PackingSettings = PackingSettings()
 
     @field_validator("corpora")
     @classmethod

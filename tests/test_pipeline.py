@@ -44,6 +44,8 @@ def run_pipeline(config_path: Path, instance: dg.DagsterInstance, verify: bool =
         run(["retrieval_candidates"], key)
     for key in keys if verify else []:
         run(["verified_dependencies"], key)
+    if verify:
+        run(["packed_dataset"])
     run(["stats_catalog"])
     return checks
 
@@ -56,7 +58,8 @@ def tiny_config(tmp_path, monkeypatch):
     scorer = save_tiny_scorer(tmp_path / "tiny-scorer", [d.text for d in docs])
     path = write_config(tmp_path, SMALL_DEMO, models={"scorer": str(scorer)},
                         scoring={"window": 0, "overlap": 64, "token_budget": 2048},
-                        chunking={"size": 48}, retrieval={"k": 3})
+                        chunking={"size": 48}, retrieval={"k": 3},
+                        verification={"epsilon": 0.0}, packing={"target_length": 1024})
     monkeypatch.setenv("ELONG_CONFIG", str(path))
     for spec in load_config(path).corpus_specs():
         write_demo_corpus(spec)
@@ -69,7 +72,8 @@ def test_stage_one_and_two_assets_run_end_to_end(tiny_config):
     assert checks and all(c.passed for c in checks), [c for c in checks if not c.passed]
     assert {c.check_name for c in checks} >= {"counts_balance", "token_offsets_valid",
                                               "entropy_in_range", "no_self_candidates",
-                                              "delta_i_in_range"}
+                                              "delta_i_in_range",
+                                              "sequences_exact_and_spans_valid"}
     config = load_config(tiny_config)
     con = duckdb.connect(config.catalog_path, read_only=True)
     # tokens are conserved: every root document is profiled with its full token count
@@ -90,11 +94,25 @@ def test_stage_one_and_two_assets_run_end_to_end(tiny_config):
     (n_cand,) = con.execute("SELECT count(*) FROM retrieval_candidates").fetchone()
     dep = con.execute("""SELECT count(*), count(*) FILTER (WHERE status = 'ok'),
                          max(abs(delta_i - (h - h_prime) / h)),
-                         count(*) FILTER (WHERE verified <> (delta_i > 0.4)),
+                         count(*) FILTER (WHERE verified <> (delta_i > epsilon)),
                          count(*) FILTER (WHERE isnan(delta_i))
                          FROM verified_dependencies""").fetchone()
     assert dep[4] == 0, dep
     assert dep[0] == n_cand == dep[1] and dep[2] < 1e-5 and dep[3] == 0, dep
+    # the packed dataset reads back into units [verified chunks; root] with exact spans
+    lake = Path(config.lake)
+    seqs = pq.read_table(lake / "packed_dataset/entropylong/sequences.parquet").to_pylist()
+    man = pq.read_table(lake / "packed_dataset/entropylong/manifest.parquet").to_pylist()
+    assert seqs and all(len(s["input_ids"]) == 1024 for s in seqs)
+    verified_pairs = set(con.execute("SELECT doc_id, chunk_id FROM verified_dependencies "
+                                     "WHERE verified").fetchall())
+    assert {(m["root_doc_id"], c) for m in man for c in m["chunk_ids"]} == verified_pairs
+    toks = {r["doc_id"]: r["input_ids"] for r in pq.ParquetDataset(
+        lake / "tokenized_docs").read(columns=["doc_id", "input_ids"]).to_pylist()}
+    for m in man:
+        ids = seqs[m["seq_id"]]["input_ids"]
+        assert [m["token_start"], m["token_end"]] in seqs[m["seq_id"]]["indices"]
+        assert ids[m["root_start"]:m["token_end"]] == toks[m["root_doc_id"]]
     # chunks tile their documents exactly
     gaps = con.execute("""SELECT count(*) FROM (SELECT doc_id, token_start, lag(token_end) OVER
                       (PARTITION BY doc_id ORDER BY token_start) AS prev FROM chunks)

@@ -1,0 +1,89 @@
+"""`packed_dataset`: EntropyLong step 4, units of verified chunks plus root, packed."""
+
+import dagster as dg
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as ds
+
+from lakehouse import tables
+from lakehouse.packing import assemble, best_fit_decreasing, build_unit, fit_unit, packed_tables
+from lakehouse.storage import write_parquet
+from models.registry import load_tokenizer
+from orchestration.resources import PipelineResource
+
+SPANS_CHECK = "sequences_exact_and_spans_valid"
+DATASET = "entropylong"
+
+
+def _lake_dataset(pipeline: PipelineResource, asset: str) -> ds.Dataset:
+    return ds.dataset(pipeline.lake.path(asset), format="parquet")
+
+
+@dg.asset(
+    deps=["verified_dependencies"], group_name="packing", kinds={"parquet"},
+    check_specs=[dg.AssetCheckSpec(SPANS_CHECK, asset="packed_dataset", blocking=True,
+                                   description="every sequence is exactly target_length "
+                                               "tokens; spans tile it up to the padding")],
+    description="Sequences of `packing.target_length` tokens: per root a unit [verified "
+                "chunks, shuffled; root], packed by best-fit decreasing, with ProLong "
+                "`indices` (unit spans) and a manifest of roots and chunks per sequence.",
+)
+def packed_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResource):
+    settings = pipeline.settings
+    cfg = settings.packing
+    dep = _lake_dataset(pipeline, "verified_dependencies").to_table(
+        columns=["doc_id", "chunk_id"], filter=ds.field("verified"))
+    chunks_of: dict[str, set[str]] = {}
+    for d, c in zip(dep["doc_id"].to_pylist(), dep["chunk_id"].to_pylist(), strict=True):
+        chunks_of.setdefault(d, set()).add(c)
+    roots_table = _lake_dataset(pipeline, "entropy_profiles").to_table(columns=["doc_id"])
+    roots = sorted(set(roots_table["doc_id"].to_pylist()))
+    if not cfg.include_roots_without_chunks:
+        roots = [r for r in roots if r in chunks_of]
+    root_toks = _lake_dataset(pipeline, "tokenized_docs").to_table(
+        columns=["doc_id", "input_ids"], filter=ds.field("doc_id").isin(roots))
+    root_ids = dict(zip(root_toks["doc_id"].to_pylist(), root_toks["input_ids"].to_pylist(),
+                        strict=True))
+    wanted = sorted({c for r in roots for c in chunks_of.get(r, ())})
+    ch = _lake_dataset(pipeline, "chunks").to_table(
+        columns=["chunk_id", "input_ids"], filter=ds.field("chunk_id").isin(wanted))
+    chunk_ids = dict(zip(ch["chunk_id"].to_pylist(), ch["input_ids"].to_pylist(), strict=True))
+    units, oversize, trimmed = [], 0, 0
+    for r in roots:
+        unit = build_unit(r, np.asarray(root_ids[r], np.int32),
+                          [(c, np.asarray(chunk_ids[c], np.int32))
+                           for c in sorted(chunks_of.get(r, ()))], cfg.seed)
+        fitted = fit_unit(unit, cfg.target_length)
+        if fitted is None:
+            oversize += 1
+            continue
+        trimmed += fitted.length < unit.length
+        units.append(fitted)
+    tokenizer, _ = load_tokenizer(settings.models.scorer)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None \
+        else (tokenizer.eos_token_id or 0)
+    bins = best_fit_decreasing([u.length for u in units], cfg.target_length)
+    packed = assemble(units, bins, cfg.target_length, pad_id)
+    seqs, man = packed_tables(packed, units)
+    seq_path = pipeline.lake.path("packed_dataset", DATASET, "sequences.parquet")
+    man_path = pipeline.lake.path("packed_dataset", DATASET, "manifest.parquet")
+    write_parquet(pa.Table.from_pydict(seqs, schema=tables.PACKED_SEQUENCES), seq_path)
+    write_parquet(pa.Table.from_pydict(man, schema=tables.PACKED_MANIFEST), man_path)
+    tokens = int(sum(u.length for u in units))
+    fill = tokens / packed.input_ids.size if packed.input_ids.size else 0.0
+    context.log.info(f"{len(units)} units ({tokens} tokens) -> {len(bins)} sequences of "
+                     f"{cfg.target_length}, fill {fill:.3f}; {oversize} oversize roots skipped")
+    yield dg.MaterializeResult(metadata={
+        "sequences": len(bins), "units": len(units), "tokens": tokens, "fill_rate": fill,
+        "padding_tokens": int(packed.n_pad.sum()), "oversize_roots_skipped": oversize,
+        "units_trimmed": trimmed, "target_length": cfg.target_length,
+        "mean_chunks_per_unit": float(np.mean([len(u.segments) - 1 for u in units]))
+        if units else 0.0, "path": dg.MetadataValue.path(seq_path),
+        "manifest": dg.MetadataValue.path(man_path), "dagster/row_count": len(bins)})
+    ok = packed.input_ids.shape[1:] == (cfg.target_length,) or not bins
+    for spans, pad in zip(packed.indices, packed.n_pad, strict=True):
+        ends = [0] + [b for _, b in spans]
+        ok &= all(a == ends[i] for i, (a, _) in enumerate(spans))
+        ok &= ends[-1] + int(pad) == cfg.target_length
+    yield dg.AssetCheckResult(check_name=SPANS_CHECK, passed=bool(ok),
+                              metadata={"sequences": len(bins)})
