@@ -32,6 +32,7 @@ class Source:
 
     folder: str
     schema: pa.Schema
+    pattern: str = "*/*.parquet"  # under the folder
 
 
 SOURCES: dict[str, Source] = {
@@ -45,6 +46,7 @@ SOURCES: dict[str, Source] = {
     "chunks": Source("chunks", tables.CHUNKS),
     "retrieval_candidates": Source("retrieval_candidates", tables.RETRIEVAL_CANDIDATES),
     "verified_dependencies": Source("verified_dependencies", tables.VERIFIED_DEPENDENCIES),
+    "packed_manifest": Source("packed_dataset", tables.PACKED_MANIFEST, "*/manifest.parquet"),
 }
 GROUND_TRUTH = tables.GROUND_TRUTH
 
@@ -85,7 +87,7 @@ def parquet_relation(files_or_glob: str | list[str], schema: pa.Schema) -> str:
 
 def relations(lake: Lake, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Placeholder name -> SQL relation for every lake table (plus ``extra`` ones)."""
-    rel = {name: parquet_relation(lake.asset_glob(src.folder), src.schema)
+    rel = {name: parquet_relation(lake.path(src.folder, src.pattern), src.schema)
            for name, src in SOURCES.items()}
     rel.update(extra or {})
     return rel

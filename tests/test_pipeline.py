@@ -109,6 +109,10 @@ def test_stage_one_and_two_assets_run_end_to_end(tiny_config):
     assert {(m["root_doc_id"], c) for m in man for c in m["chunk_ids"]} == verified_pairs
     toks = {r["doc_id"]: r["input_ids"] for r in pq.ParquetDataset(
         lake / "tokenized_docs").read(columns=["doc_id", "input_ids"]).to_pylist()}
+    assert con.execute("SELECT units FROM packing_stats").fetchone() == (len(man),)
+    quality = con.execute("SELECT true_pairs, verified_pairs, true_verified_pairs "
+                          "FROM planted_dependency_quality").fetchone()
+    assert quality[0] == 4 and 0 <= quality[2] <= quality[1]  # 4 planted stories
     for m in man:
         ids = seqs[m["seq_id"]]["input_ids"]
         assert [m["token_start"], m["token_end"]] in seqs[m["seq_id"]]["indices"]
