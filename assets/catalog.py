@@ -16,7 +16,7 @@ def _ground_truth_relation(pipeline: PipelineResource) -> str:
 
 @dg.asset(
     deps=["corpus_shards", "entropy_profiles", "anchors", "chunks", "retrieval_candidates",
-          "verified_dependencies"],
+          "verified_dependencies", "packed_dataset", "baseline_dataset"],
     group_name="catalog",
     kinds={"duckdb", "sql"},
     pool="duckdb_writer",

@@ -3,6 +3,7 @@
 import dagster as dg
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from lakehouse import tables
@@ -59,16 +60,8 @@ def packed_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResource
             continue
         trimmed += fitted.length < unit.length
         units.append(fitted)
-    tokenizer, _ = load_tokenizer(settings.models.scorer)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None \
-        else (tokenizer.eos_token_id or 0)
-    bins = best_fit_decreasing([u.length for u in units], cfg.target_length)
-    packed = assemble(units, bins, cfg.target_length, pad_id)
-    seqs, man = packed_tables(packed, units)
-    seq_path = pipeline.lake.path("packed_dataset", DATASET, "sequences.parquet")
-    man_path = pipeline.lake.path("packed_dataset", DATASET, "manifest.parquet")
-    write_parquet(pa.Table.from_pydict(seqs, schema=tables.PACKED_SEQUENCES), seq_path)
-    write_parquet(pa.Table.from_pydict(man, schema=tables.PACKED_MANIFEST), man_path)
+    packed, bins, seq_path, man_path = _write_packed(pipeline, DATASET, units,
+                                                     cfg.target_length, _pad_id(settings))
     tokens = int(sum(u.length for u in units))
     fill = tokens / packed.input_ids.size if packed.input_ids.size else 0.0
     context.log.info(f"{len(units)} units ({tokens} tokens) -> {len(bins)} sequences of "
@@ -87,3 +80,51 @@ def packed_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResource
         ok &= ends[-1] + int(pad) == cfg.target_length
     yield dg.AssetCheckResult(check_name=SPANS_CHECK, passed=bool(ok),
                               metadata={"sequences": len(bins)})
+
+
+def _write_packed(pipeline: PipelineResource, dataset: str, units, target: int, pad_id: int):
+    bins = best_fit_decreasing([u.length for u in units], target)
+    packed = assemble(units, bins, target, pad_id)
+    seqs, man = packed_tables(packed, units)
+    seq_path = pipeline.lake.path("packed_dataset", dataset, "sequences.parquet")
+    man_path = pipeline.lake.path("packed_dataset", dataset, "manifest.parquet")
+    write_parquet(pa.Table.from_pydict(seqs, schema=tables.PACKED_SEQUENCES), seq_path)
+    write_parquet(pa.Table.from_pydict(man, schema=tables.PACKED_MANIFEST), man_path)
+    return packed, bins, seq_path, man_path
+
+
+def _pad_id(settings) -> int:
+    tokenizer, _ = load_tokenizer(settings.models.scorer)
+    if tokenizer.pad_token_id is not None:
+        return int(tokenizer.pad_token_id)
+    return int(tokenizer.eos_token_id or 0)
+
+
+@dg.asset(
+    deps=["packed_dataset"], group_name="packing", kinds={"parquet"},
+    description="The plain-concatenation baseline: random documents (no retrieved chunks) "
+                "packed the same way to the same number of tokens as `packed_dataset`, so "
+                "models trained on the two can be compared.",
+)
+def baseline_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResource):
+    settings = pipeline.settings
+    cfg = settings.packing
+    man = ds.dataset(pipeline.lake.path("packed_dataset", DATASET, "manifest.parquet"),
+                     format="parquet").to_table(columns=["token_start", "token_end"])
+    budget = int(pc.sum(pc.subtract(man["token_end"], man["token_start"])).as_py() or 0)
+    docs = _lake_dataset(pipeline, "tokenized_docs").to_table(columns=["doc_id", "input_ids"])
+    order = np.random.default_rng(cfg.seed).permutation(docs.num_rows)
+    units, total = [], 0
+    for i in order:
+        if total >= budget:
+            break
+        ids = np.asarray(docs["input_ids"][int(i)].as_py()[:cfg.target_length], np.int32)
+        units.append(build_unit(docs["doc_id"][int(i)].as_py(), ids, [], cfg.seed))
+        total += len(ids)
+    packed, bins, seq_path, _ = _write_packed(pipeline, "baseline", units, cfg.target_length,
+                                              _pad_id(settings))
+    context.log.info(f"baseline: {len(units)} documents, {total} tokens (target {budget}) "
+                     f"-> {len(bins)} sequences")
+    return dg.MaterializeResult(metadata={
+        "sequences": len(bins), "documents": len(units), "tokens": total,
+        "target_tokens": budget, "path": dg.MetadataValue.path(seq_path)})

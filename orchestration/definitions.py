@@ -8,7 +8,7 @@ from assets.catalog import stats_catalog
 from assets.chunks import chunk_embeddings, chunks
 from assets.entropy import anchors, entropy_profiles
 from assets.ingest import corpus_shards
-from assets.packing import packed_dataset
+from assets.packing import baseline_dataset, packed_dataset
 from assets.retrieval import retrieval_candidates, vector_index
 from assets.tokenize import tokenized_docs
 from assets.verification import verified_dependencies
@@ -18,7 +18,7 @@ from orchestration.sensors import corpus_shard_sensor
 defs = dg.Definitions(
     assets=[corpus_shards, tokenized_docs, entropy_profiles, anchors, chunks, chunk_embeddings,
             vector_index, retrieval_candidates, verified_dependencies, packed_dataset,
-            stats_catalog],
+            baseline_dataset, stats_catalog],
     sensors=[corpus_shard_sensor],
     resources={"pipeline": PipelineResource()},
 )

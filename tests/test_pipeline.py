@@ -46,6 +46,7 @@ def run_pipeline(config_path: Path, instance: dg.DagsterInstance, verify: bool =
         run(["verified_dependencies"], key)
     if verify:
         run(["packed_dataset"])
+        run(["baseline_dataset"])
     run(["stats_catalog"])
     return checks
 
@@ -109,7 +110,13 @@ def test_stage_one_and_two_assets_run_end_to_end(tiny_config):
     assert {(m["root_doc_id"], c) for m in man for c in m["chunk_ids"]} == verified_pairs
     toks = {r["doc_id"]: r["input_ids"] for r in pq.ParquetDataset(
         lake / "tokenized_docs").read(columns=["doc_id", "input_ids"]).to_pylist()}
-    assert con.execute("SELECT units FROM packing_stats").fetchone() == (len(man),)
+    assert con.execute("SELECT units FROM packing_stats WHERE dataset = 'entropylong'"
+                       ).fetchone() == (len(man),)
+    # the baseline holds whole random documents (no chunks) and at least as many tokens
+    base = con.execute("SELECT sum(token_end - token_start), max(len(chunk_ids)) "
+                       "FROM packed_manifest WHERE dataset = 'baseline'").fetchone()
+    used = sum(m["token_end"] - m["token_start"] for m in man)
+    assert base[0] >= used and base[1] == 0
     quality = con.execute("SELECT true_pairs, verified_pairs, true_verified_pairs "
                           "FROM planted_dependency_quality").fetchone()
     assert quality[0] == 4 and 0 <= quality[2] <= quality[1]  # 4 planted stories
