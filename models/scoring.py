@@ -144,6 +144,22 @@ def _forward_hidden(model, ids: torch.Tensor, mask: torch.Tensor | None) -> torc
     return body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
 
 
+def _forward_batch(model, sequences: Sequence[np.ndarray], batch: Sequence[Window],
+                   device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad a batch of windows (pad id 0), run the model body; (ids, hidden states)."""
+    longest = batch[0].end - batch[0].start
+    ids = torch.zeros((len(batch), longest), dtype=torch.long)
+    mask = torch.zeros((len(batch), longest), dtype=torch.long)
+    for row, w in enumerate(batch):
+        seg = torch.as_tensor(np.asarray(sequences[w.seq][w.start:w.end], dtype=np.int64))
+        ids[row, :len(seg)] = seg
+        mask[row, :len(seg)] = 1
+    ids, mask = ids.to(device), mask.to(device)
+    # Without padding, no mask: attention can take its causal fast path.
+    padded = any(w.end - w.start != longest for w in batch)
+    return ids, _forward_hidden(model, ids, mask if padded else None)
+
+
 def score_windows(model, sequences: Sequence[np.ndarray], windows: Sequence[Window],
                   config: ScoringConfig) -> Iterator[tuple[Window, np.ndarray, np.ndarray]]:
     """Score windows in budgeted batches; yields (window, entropy, nll) for scored positions.
@@ -153,19 +169,8 @@ def score_windows(model, sequences: Sequence[np.ndarray], windows: Sequence[Wind
     device = next(model.parameters()).device
     head = model.get_output_embeddings()
     transform = _head_transform(model)
-    pad_id = 0
     for batch in batches_by_budget(windows, config.token_budget):
-        longest = batch[0].end - batch[0].start
-        ids = torch.full((len(batch), longest), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), longest), dtype=torch.long)
-        for row, w in enumerate(batch):
-            seg = torch.as_tensor(np.asarray(sequences[w.seq][w.start:w.end], dtype=np.int64))
-            ids[row, :len(seg)] = seg
-            mask[row, :len(seg)] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        # Without padding, no mask: attention can take its causal fast path.
-        padded = any(w.end - w.start != longest for w in batch)
-        hidden = _forward_hidden(model, ids, mask if padded else None)
+        ids, hidden = _forward_batch(model, sequences, batch, device)
         # Position p of the window predicts token p+1: gather only the rows that are scored.
         rows, cols, spans = [], [], []
         for row, w in enumerate(batch):
@@ -249,16 +254,7 @@ def score_positions(model, sequences: Sequence[np.ndarray], positions: Sequence[
         if len(pos):
             wins.append(Window(i, 0, len(seq), 1))
     for batch in batches_by_budget(wins, config.token_budget):
-        longest = batch[0].end - batch[0].start
-        ids = torch.zeros((len(batch), longest), dtype=torch.long)
-        mask = torch.zeros((len(batch), longest), dtype=torch.long)
-        for row, w in enumerate(batch):
-            seg = torch.as_tensor(np.asarray(sequences[w.seq], dtype=np.int64))
-            ids[row, :len(seg)] = seg
-            mask[row, :len(seg)] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        padded = any(w.end - w.start != longest for w in batch)
-        hidden = _forward_hidden(model, ids, mask if padded else None)
+        ids, hidden = _forward_batch(model, sequences, batch, device)
         rows = torch.cat([torch.full((len(positions[w.seq]),), r, dtype=torch.long)
                           for r, w in enumerate(batch)]).to(device)
         cols = torch.cat([torch.as_tensor(np.asarray(positions[w.seq], dtype=np.int64))
