@@ -1,7 +1,9 @@
 """Helpers every per-shard asset shares: its partition, its lake files, its device."""
 
 import dagster as dg
+import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from lakehouse.corpora import split_key
 from lakehouse.plots import markdown_image
@@ -26,6 +28,22 @@ def read_shard_table(pipeline: PipelineResource, asset: str, corpus: str, shard:
 def write_shard_table(pipeline: PipelineResource, asset: str, corpus: str, shard: str,
                       table: pa.Table) -> str:
     return write_parquet(table, pipeline.lake.shard_path(asset, corpus, shard))
+
+
+def lake_dataset(pipeline: PipelineResource, *parts: str) -> ds.Dataset:
+    """A lake folder (or file) as one Arrow dataset: every corpus and shard together."""
+    return ds.dataset(pipeline.lake.path(*parts), format="parquet")
+
+
+def chunk_tokens(pipeline: PipelineResource, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+    """Token ids of the given chunks, wherever in the lake they live."""
+    if not chunk_ids:
+        return {}
+    t = lake_dataset(pipeline, "chunks").to_table(
+        columns=["chunk_id", "input_ids"],
+        filter=ds.field("chunk_id").isin(sorted(set(chunk_ids))))
+    return {c: np.asarray(i, np.int64) for c, i in
+            zip(t["chunk_id"].to_pylist(), t["input_ids"].to_pylist(), strict=True)}
 
 
 def torch_device(setting: str) -> str:

@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from assets.common import chunk_tokens, lake_dataset
 from lakehouse import tables
 from lakehouse.packing import assemble, best_fit_decreasing, build_unit, fit_unit, packed_tables
 from lakehouse.storage import write_parquet
@@ -14,10 +15,6 @@ from orchestration.resources import PipelineResource
 
 SPANS_CHECK = "sequences_exact_and_spans_valid"
 DATASET = "entropylong"
-
-
-def _lake_dataset(pipeline: PipelineResource, asset: str) -> ds.Dataset:
-    return ds.dataset(pipeline.lake.path(asset), format="parquet")
 
 
 @dg.asset(
@@ -32,27 +29,25 @@ def _lake_dataset(pipeline: PipelineResource, asset: str) -> ds.Dataset:
 def packed_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     settings = pipeline.settings
     cfg = settings.packing
-    dep = _lake_dataset(pipeline, "verified_dependencies").to_table(
+    dep = lake_dataset(pipeline, "verified_dependencies").to_table(
         columns=["doc_id", "chunk_id"], filter=ds.field("verified"))
     chunks_of: dict[str, set[str]] = {}
     for d, c in zip(dep["doc_id"].to_pylist(), dep["chunk_id"].to_pylist(), strict=True):
         chunks_of.setdefault(d, set()).add(c)
-    roots_table = _lake_dataset(pipeline, "entropy_profiles").to_table(columns=["doc_id"])
+    roots_table = lake_dataset(pipeline, "entropy_profiles").to_table(columns=["doc_id"])
     roots = sorted(set(roots_table["doc_id"].to_pylist()))
     if not cfg.include_roots_without_chunks:
         roots = [r for r in roots if r in chunks_of]
-    root_toks = _lake_dataset(pipeline, "tokenized_docs").to_table(
+    root_toks = lake_dataset(pipeline, "tokenized_docs").to_table(
         columns=["doc_id", "input_ids"], filter=ds.field("doc_id").isin(roots))
     root_ids = dict(zip(root_toks["doc_id"].to_pylist(), root_toks["input_ids"].to_pylist(),
                         strict=True))
     wanted = sorted({c for r in roots for c in chunks_of.get(r, ())})
-    ch = _lake_dataset(pipeline, "chunks").to_table(
-        columns=["chunk_id", "input_ids"], filter=ds.field("chunk_id").isin(wanted))
-    chunk_ids = dict(zip(ch["chunk_id"].to_pylist(), ch["input_ids"].to_pylist(), strict=True))
+    tokens_of = chunk_tokens(pipeline, wanted)
     units, oversize, trimmed = [], 0, 0
     for r in roots:
         unit = build_unit(r, np.asarray(root_ids[r], np.int32),
-                          [(c, np.asarray(chunk_ids[c], np.int32))
+                          [(c, np.asarray(tokens_of[c], np.int32))
                            for c in sorted(chunks_of.get(r, ()))], cfg.seed)
         fitted = fit_unit(unit, cfg.target_length)
         if fitted is None:
@@ -109,10 +104,10 @@ def _pad_id(settings) -> int:
 def baseline_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     settings = pipeline.settings
     cfg = settings.packing
-    man = ds.dataset(pipeline.lake.path("packed_dataset", DATASET, "manifest.parquet"),
-                     format="parquet").to_table(columns=["token_start", "token_end"])
+    man = lake_dataset(pipeline, "packed_dataset", DATASET, "manifest.parquet").to_table(
+        columns=["token_start", "token_end"])
     budget = int(pc.sum(pc.subtract(man["token_end"], man["token_start"])).as_py() or 0)
-    docs = _lake_dataset(pipeline, "tokenized_docs").to_table(columns=["doc_id", "input_ids"])
+    docs = lake_dataset(pipeline, "tokenized_docs").to_table(columns=["doc_id", "input_ids"])
     order = np.random.default_rng(cfg.seed).permutation(docs.num_rows)
     units, total = [], 0
     for i in order:

@@ -14,18 +14,20 @@ from lakehouse.storage import read_parquet
 from lakehouse.vector_index import IndexParams, VectorIndex
 from models.embedding import embed_texts
 from models.registry import load_embedder
+from orchestration.config import PipelineConfig
 from orchestration.partitions import shards_partitions
 from orchestration.resources import PipelineResource
 
 NO_SELF_CHECK = "no_self_candidates"
 
 
-def open_index(pipeline: PipelineResource, dim: int) -> VectorIndex:
-    s = pipeline.settings.index
+def open_index(settings: PipelineConfig, dim: int) -> VectorIndex:
+    """The configured LanceDB index under the lake (also used outside Dagster runs)."""
+    s = settings.index
     params = IndexParams(exact_below=s.exact_below, num_partitions=s.num_partitions,
                          num_sub_vectors=s.num_sub_vectors, nprobes=s.nprobes,
                          refine_factor=s.refine_factor)
-    return VectorIndex(pipeline.lake.path("lancedb"), dim, params)
+    return VectorIndex(settings.lake_store.path("lancedb"), dim, params)
 
 
 def _embedding_files(pipeline: PipelineResource) -> dict[str, str]:
@@ -57,7 +59,7 @@ def vector_index(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     if files:
         first = read_parquet(next(iter(files.values())), columns=["vector"])
         dim = first.schema.field("vector").type.list_size
-    index = open_index(pipeline, dim or 384)
+    index = open_index(pipeline.settings, dim or 384)
     start = time.perf_counter()
     report = index.sync(wanted, lambda key: read_parquet(
         files[key], columns=["chunk_id", "doc_id", "corpus", "vector"]))
@@ -92,7 +94,7 @@ def retrieval_candidates(context: dg.AssetExecutionContext, pipeline: PipelineRe
     own_by_doc: dict[str, list[int]] = {}
     for i, d in enumerate(own["doc_id"].to_pylist()):
         own_by_doc.setdefault(d, []).append(i)
-    index = open_index(pipeline, dim)
+    index = open_index(settings, dim)
     rows: list[dict] = []
     no_candidates = 0
     if anc.num_rows:

@@ -4,9 +4,9 @@ import time
 
 import dagster as dg
 import numpy as np
-import pyarrow.dataset as ds
 
 from assets.common import (
+    chunk_tokens,
     image,
     load_configured_scorer,
     read_shard_table,
@@ -22,16 +22,6 @@ from orchestration.resources import PipelineResource
 
 DI_CHECK = "delta_i_in_range"
 
-
-def _chunk_tokens(pipeline: PipelineResource, chunk_ids: list[str]) -> dict[str, np.ndarray]:
-    """Token ids of the given chunks, wherever in the lake they live."""
-    if not chunk_ids:
-        return {}
-    dataset = ds.dataset(pipeline.lake.path("chunks"), format="parquet")
-    t = dataset.to_table(columns=["chunk_id", "input_ids"],
-                         filter=ds.field("chunk_id").isin(sorted(set(chunk_ids))))
-    return {c: np.asarray(i, np.int64) for c, i in
-            zip(t["chunk_id"].to_pylist(), t["input_ids"].to_pylist(), strict=True)}
 
 
 @dg.asset(
@@ -63,8 +53,8 @@ def verified_dependencies(context: dg.AssetExecutionContext, pipeline: PipelineR
         doc_tokens = dict(zip(toks["doc_id"].to_pylist(), toks["input_ids"].to_pylist(),
                               strict=True))
         chunk_names = sorted({c["chunk_id"] for c in cands})
-        chunk_tokens = _chunk_tokens(pipeline, chunk_names)
-        missing = [c for c in chunk_names if c not in chunk_tokens]
+        tokens_of = chunk_tokens(pipeline, chunk_names)
+        missing = [c for c in chunk_names if c not in tokens_of]
         if missing:
             raise FileNotFoundError(f"{len(missing)} candidate chunks not found under "
                                     f"{pipeline.lake.path('chunks')}, e.g. {missing[0]}")
@@ -75,7 +65,7 @@ def verified_dependencies(context: dg.AssetExecutionContext, pipeline: PipelineR
         start = time.perf_counter()
         scores, tokens = verify_grouped(
             model, [np.asarray(doc_tokens[d], np.int64) for d in doc_ids],
-            [chunk_tokens[c] for c in chunk_names], pairs, cfg)
+            [tokens_of[c] for c in chunk_names], pairs, cfg)
         elapsed = time.perf_counter() - start
         context.log.info(f"{context.partition_key}: {n} (anchor, chunk) rows in {len(pairs)} "
                          f"passes, {tokens} tokens in {elapsed:.1f} s "

@@ -82,7 +82,7 @@ def measure(config_path: Path) -> dict:
         queries.append(span_text(texts[s.root_doc_id], *offsets[s.root_doc_id], lo, hi))
     model = load_embedder(config.models.embedder)
     qv = embed_texts(model, queries)
-    index = open_index(_PipelineStub(config), qv.shape[1])
+    index = open_index(config, qv.shape[1])
     k = config.retrieval.k
     hits = index.search(qv, 2 * k + 8)
     oracle = 0
@@ -92,13 +92,6 @@ def measure(config_path: Path) -> dict:
         oracle += s.source_doc_id in {c.chunk_doc_id for c in f.candidates}
     return {"alpha": cfg.alpha, "k": k, "enrichment": enrich, "planted_anchors": planted_anchors,
             "planted_anchor_source_found": found, "spans": len(spans), "oracle_found": oracle}
-
-
-class _PipelineStub:
-    """Just enough of PipelineResource for open_index outside a Dagster run."""
-
-    def __init__(self, config):
-        self.settings, self.lake = config, config.lake_store
 
 
 def write_config(folder: Path, alpha: float = 2.0) -> Path:
