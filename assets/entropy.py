@@ -1,6 +1,5 @@
 """`entropy_profiles` and `anchors`: EntropyLong step 1 on the root documents of a shard."""
 
-import math
 import time
 
 import dagster as dg
@@ -18,16 +17,12 @@ from lakehouse import tables
 from lakehouse.anchors import adaptive_threshold, query_span, select_anchors, span_text
 from lakehouse.plots import histogram_png
 from models.registry import resolve_scorer
-from models.scoring import score_sequences
+from models.scoring import max_entropy, score_sequences
 from orchestration.partitions import shards_partitions
 from orchestration.resources import PipelineResource
 
 ENTROPY_CHECK = "entropy_in_range"
 DOCS_PER_STEP = 32  # documents scored between progress lines
-
-
-def _f16_list(values: np.ndarray) -> np.ndarray:
-    return values.astype(np.float16)
 
 
 @dg.asset(
@@ -66,8 +61,8 @@ def entropy_profiles(context: dg.AssetExecutionContext, pipeline: PipelineResour
                 th = adaptive_threshold(scores.entropy, settings.anchors.alpha)
                 rows["doc_id"].append(toks["doc_id"][lo + j].as_py())
                 rows["n_tokens"].append(len(part[j]))
-                rows["entropy"].append(_f16_list(scores.entropy))
-                rows["nll"].append(_f16_list(scores.nll))
+                rows["entropy"].append(scores.entropy.astype(np.float16))
+                rows["nll"].append(scores.nll.astype(np.float16))
                 rows["mean"].append(th.mean)
                 rows["std"].append(th.std)
                 rows["threshold"].append(th.tau)
@@ -95,7 +90,7 @@ def entropy_profiles(context: dg.AssetExecutionContext, pipeline: PipelineResour
             h, f"{context.partition_key}: token entropy ({h.size} tokens)", "entropy (nats)",
             vlines={"mean threshold": float(np.mean(rows["threshold"]))}), "entropy histogram")
     yield dg.MaterializeResult(metadata=meta)
-    bound = math.log(vocab) + 1e-3 if vocab else float("inf")
+    bound = max_entropy(vocab) + 1e-3 if vocab else float("inf")
     in_range = bool(np.all(np.isfinite(h)) and np.all(h >= -1e-4) and np.all(h <= bound))
     yield dg.AssetCheckResult(check_name=ENTROPY_CHECK, passed=in_range,
                               metadata={"tokens": int(h.size), "ln_vocab": bound})

@@ -22,7 +22,6 @@ import numpy as np
 import pyarrow as pa
 
 TABLE = "chunks"
-META_COLUMNS = ["chunk_id", "doc_id", "corpus", "shard_key", "shard_sha"]
 
 
 def index_schema(dim: int) -> pa.Schema:
