@@ -3,15 +3,12 @@
 import dagster as dg
 
 from lakehouse.catalog import GROUND_TRUTH, build_catalog, parquet_relation, query
-from lakehouse.demo import GROUND_TRUTH_FILE
-from lakehouse.storage import exists, join
+from lakehouse.demo import ground_truth_files
 from orchestration.resources import PipelineResource
 
 
 def _ground_truth_relation(pipeline: PipelineResource) -> str:
-    files = [join(spec.uri, GROUND_TRUTH_FILE) for spec in pipeline.settings.corpus_specs()
-             if spec.demo.get("kind") == "planted"]
-    return parquet_relation([f for f in files if exists(f)], GROUND_TRUTH)
+    return parquet_relation(ground_truth_files(pipeline.settings.corpus_specs()), GROUND_TRUTH)
 
 
 @dg.asset(

@@ -14,13 +14,40 @@ from assets.common import (
     write_shard_table,
 )
 from lakehouse import tables
+from lakehouse.demo import ground_truth_files
 from lakehouse.dependencies import relative_gain, verified
-from lakehouse.plots import histogram_png
+from lakehouse.planted_eval import pair_quality
+from lakehouse.plots import split_histogram_png
+from lakehouse.storage import read_parquet
 from models.verification import group_pairs, verify_grouped
 from orchestration.partitions import shards_partitions
 from orchestration.resources import PipelineResource
 
 DI_CHECK = "delta_i_in_range"
+
+
+def _planted_quality(pipeline: PipelineResource, rows: list[dict], top: int) -> dict:
+    """Precision/recall of this shard's kept pairs against any planted ground truth.
+
+    Two rules side by side: the verified flag, and the paper's ablation (the top ``top``
+    candidates per anchor kept unverified). Empty when no root here has ground truth.
+    """
+    roots = {r["doc_id"] for r in rows}
+    truth = [(t["root_doc_id"], t["source_doc_id"])
+             for f in ground_truth_files(pipeline.settings.corpus_specs())
+             for t in read_parquet(f, ["root_doc_id", "source_doc_id"]).to_pylist()
+             if t["root_doc_id"] in roots]
+    if not truth:
+        return {}
+    out = {}
+    for rule, kept in (("verified", [r for r in rows if r["verified"] and r["mode"] == "on"]),
+                       (f"top{top}_unverified", [r for r in rows if r["rank"] <= top])):
+        q = pair_quality(truth, [(r["doc_id"], r["chunk_doc_id"]) for r in kept])
+        out[f"planted_{rule}_precision"] = q.precision
+        out[f"planted_{rule}_recall"] = q.recall
+        out[f"planted_{rule}_pairs"] = f"{q.true_kept}/{q.kept_pairs} kept true, " \
+                                       f"{q.true_kept}/{q.true_pairs} true found"
+    return out
 
 
 
@@ -94,9 +121,11 @@ def verified_dependencies(context: dg.AssetExecutionContext, pipeline: PipelineR
     finite = np.isfinite(di)
     if finite.any():
         meta["mean_delta_i_verified"] = float(np.nanmean(di[keep])) if keep.any() else 0.0
-        meta["delta_i_histogram"] = image(histogram_png(
-            di[finite], f"{context.partition_key}: dI over (anchor, chunk) rows",
+        meta["delta_i_histogram"] = image(split_histogram_png(
+            di, keep, ("verified", "rejected"),
+            f"{context.partition_key}: dI over (anchor, chunk) rows",
             "relative information gain dI", vlines={"epsilon": vcfg.epsilon}), "dI histogram")
+    meta.update(_planted_quality(pipeline, rows, vcfg.off_keep_top))
     yield dg.MaterializeResult(metadata=meta)
     ok = status.count("ok")
     in_range = bool(np.all(h[:ok] >= -1e-4)) if vcfg.mode == "off" else bool(

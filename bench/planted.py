@@ -25,16 +25,13 @@ from lakehouse.planted_eval import anchor_enrichment, planted_token_spans, sourc
 from lakehouse.retrieval import filter_hits
 from orchestration.config import load_config
 
-PLANTED = {"name": "planted", "uri": "corpora/planted", "format": "parquet",
-           "demo": {"kind": "planted", "seed": 0, "n_stories": 12, "n_distractors": 12,
-                    "n_shards": 2}}
 POOL = {"name": "pystdlib", "uri": "corpora/pystdlib", "format": "jsonl", "roles": ["pool"],
         "demo": {"kind": "pystdlib", "n_docs": 20, "max_chars": 3000, "n_shards": 1}}
 
 
 def _lake_tables(lake: Path, asset: str) -> list[dict]:
     rows: list[dict] = []
-    for f in sorted((lake / asset / "planted").glob("*.parquet")):
+    for f in sorted(lake.glob(f"{asset}/planted*/*.parquet")):
         rows.extend(pq.read_table(f).to_pylist())
     return rows
 
@@ -95,9 +92,10 @@ def measure(config_path: Path) -> dict:
 
 
 def write_config(folder: Path, alpha: float = 2.0) -> Path:
+    from tests.conftest import planted_corpora
     from tests.conftest import write_config as write
 
-    return write(folder, [PLANTED, POOL], anchors={"alpha": alpha},
+    return write(folder, [*planted_corpora(0, 12, 12), POOL], anchors={"alpha": alpha},
                  scoring={"window": 2048, "overlap": 512, "token_budget": 4096,
                           "block_size": 256})
 

@@ -90,3 +90,33 @@ def source_recall(spans: list[PlantedSpan],
                 total += 1
                 found += s.source_doc_id in docs
     return total, found
+
+
+@dataclass(frozen=True)
+class PairQuality:
+    """Kept (root, chunk document) pairs against the true (root, source) pairs."""
+
+    true_pairs: int
+    kept_pairs: int
+    true_kept: int
+
+    @property
+    def precision(self) -> float:
+        return self.true_kept / self.kept_pairs if self.kept_pairs else float("nan")
+
+    @property
+    def recall(self) -> float:
+        return self.true_kept / self.true_pairs if self.true_pairs else float("nan")
+
+
+def pair_quality(truth: Iterable[tuple[str, str]], kept: Iterable[tuple[str, str]]
+                 ) -> PairQuality:
+    """Precision and recall of kept (root doc, chunk doc) pairs, counted once per pair.
+
+    Only roots that appear in ``truth`` are judged: a kept pair of a root without ground truth
+    says nothing about the planted dependencies.
+    """
+    true = set(truth)
+    roots = {r for r, _ in true}
+    found = {p for p in kept if p[0] in roots}
+    return PairQuality(len(true), len(found), len(found & true))

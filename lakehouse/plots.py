@@ -39,3 +39,23 @@ def markdown_image(png: bytes, alt: str) -> str:
     import base64
 
     return f"![{alt}](data:image/png;base64,{base64.b64encode(png).decode()})"
+
+
+def split_histogram_png(values: np.ndarray, split: np.ndarray, labels: tuple[str, str],
+                        title: str, xlabel: str, bins: int = 40,
+                        vlines: dict[str, float] | None = None) -> bytes:
+    """Two overlaid histograms on shared bins: ``values[split]`` and ``values[~split]``."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    finite = np.isfinite(values)
+    v, s = values[finite], split[finite]
+    edges = np.histogram_bin_edges(v, bins=bins) if v.size else np.linspace(0, 1, bins + 1)
+    ax.hist(v[s], bins=edges, color="#30a030", alpha=0.7, label=f"{labels[0]} ({int(s.sum())})")
+    ax.hist(v[~s], bins=edges, color="#808080", alpha=0.6,
+            label=f"{labels[1]} ({int((~s).sum())})")
+    for i, (label, x) in enumerate((vlines or {}).items()):
+        ax.axvline(x, color=["#c03030", "#e08020"][i % 2], ls="--", label=label)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    return _png(fig)

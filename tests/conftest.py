@@ -16,10 +16,22 @@ def write_config(folder: Path, corpora: list[dict], **extra) -> Path:
     return path
 
 
+def planted_corpora(seed: int, n_stories: int, n_distractors: int, root_shards: int = 2,
+                    pool_shards: int = 1, inject_bad_rows: bool = False) -> list[dict]:
+    """The planted demo as two corpora: roots (scored, with ground truth) and their pool."""
+    common = {"kind": "planted", "seed": seed, "n_stories": n_stories,
+              "n_distractors": n_distractors}
+    return [
+        {"name": "planted", "uri": "corpora/planted", "format": "parquet", "roles": ["root"],
+         "demo": {**common, "part": "roots", "pool_corpus": "planted-pool",
+                  "n_shards": root_shards, "inject_bad_rows": inject_bad_rows}},
+        {"name": "planted-pool", "uri": "corpora/planted-pool", "format": "parquet",
+         "roles": ["pool"], "demo": {**common, "part": "pool", "n_shards": pool_shards}},
+    ]
+
+
 SMALL_DEMO = [
-    {"name": "planted", "uri": "corpora/planted", "format": "parquet",
-     "demo": {"kind": "planted", "seed": 3, "n_stories": 4, "n_distractors": 2, "n_shards": 2,
-              "inject_bad_rows": True}},
+    *planted_corpora(seed=3, n_stories=4, n_distractors=2, inject_bad_rows=True),
     {"name": "pystdlib", "uri": "corpora/pystdlib", "format": "jsonl", "roles": ["root", "pool"],
      "demo": {"kind": "pystdlib", "n_docs": 6, "max_chars": 2000, "n_shards": 1,
               "inject_bad_rows": True}},

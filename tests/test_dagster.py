@@ -65,9 +65,10 @@ def test_materialize_every_shard_then_catalog_counts(demo_config):
     catalog = load_config(demo_config).catalog_path
     _, rows = query(catalog, "SELECT corpus, shards, rows_in, docs, duplicates, quarantined, "
                              "balanced FROM corpus_summary")
-    # small demo: planted 4 stories (8 docs) + 2 distractors + 3 bad rows (null, blank, copy);
-    # pystdlib 6 modules + 3 bad lines (malformed, undecodable, non-string)
-    assert rows == [("planted", 2, 13, 10, 1, 2, True), ("pystdlib", 1, 9, 6, 0, 3, True)]
+    # small demo: planted 4 roots + 3 bad rows (null, blank, copy); its pool 4 sources and 2
+    # distractors; pystdlib 6 modules + 3 bad lines (malformed, undecodable, non-string)
+    assert rows == [("planted", 2, 7, 4, 1, 2, True), ("planted-pool", 1, 6, 6, 0, 0, True),
+                    ("pystdlib", 1, 9, 6, 0, 3, True)]
     _, reasons = query(catalog, "SELECT corpus, reason, rows FROM quarantine_reasons")
     assert sorted(reasons) == [("planted", "empty_after_cleaning", 1),
                                ("planted", "missing_text", 1),
@@ -87,7 +88,7 @@ def test_rematerializing_gives_identical_bytes_and_leaves_no_temp_files(demo_con
     first = _lake_bytes(lake)
     assert all(_materialize_all(dg.DagsterInstance.ephemeral(), demo_config).values())
     assert _lake_bytes(lake) == first
-    assert len(first) == 3 * 4  # 3 shards x (docs, quarantine, duplicates, stats)
+    assert len(first) == 4 * 4  # 4 shards x (docs, quarantine, duplicates, stats)
     assert leftover_temp_files(lake) == []
 
 
@@ -108,7 +109,7 @@ def test_a_corrupt_shard_fails_only_its_own_partition(demo_config):
     instance = dg.DagsterInstance.ephemeral()
     outcome = _materialize_all(instance, demo_config)
     assert outcome == {"planted/shard-00000": True, "planted/shard-00001": False,
-                       "pystdlib/shard-00000": True}
+                       "planted-pool/shard-00000": True, "pystdlib/shard-00000": True}
     (failed_run,) = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE]))
     failures = [e for e in instance.all_logs(failed_run.run_id)
                 if e.dagster_event and e.dagster_event.is_step_failure]
@@ -120,7 +121,8 @@ def test_sensor_adds_new_shards_as_partitions_and_requests_their_runs(demo_confi
     instance = dg.DagsterInstance.ephemeral()
     ctx = dg.build_sensor_context(instance=instance)
     result = corpus_shard_sensor(ctx)
-    expected = ["planted/shard-00000", "planted/shard-00001", "pystdlib/shard-00000"]
+    expected = ["planted/shard-00000", "planted/shard-00001", "planted-pool/shard-00000",
+                "pystdlib/shard-00000"]
     assert [r.partition_key for r in result.run_requests] == expected
     assert result.dynamic_partitions_requests[0].partition_keys == expected
     instance.add_dynamic_partitions(SHARDS_PARTITION_NAME, expected)

@@ -81,8 +81,9 @@ def test_stage_one_and_two_assets_run_end_to_end(tiny_config):
     (mismatch,) = con.execute("""SELECT count(*) FROM tokenized_docs t JOIN entropy_profiles p
                              USING (doc_id) WHERE t.n_tokens <> p.n_tokens""").fetchone()
     (profiled,) = con.execute("SELECT count(*) FROM entropy_profiles").fetchone()
-    (roots,) = con.execute("SELECT count(*) FROM docs").fetchone()
-    assert mismatch == 0 and profiled == roots  # both demo corpora have the root role here
+    (roots,) = con.execute("SELECT count(*) FROM docs WHERE corpus <> 'planted-pool'"
+                           ).fetchone()
+    assert mismatch == 0 and profiled == roots  # every corpus but the planted pool is a root
     (anchors,) = con.execute("SELECT count(*) FROM anchors").fetchone()
     assert anchors > 0
     bad = con.execute("""SELECT count(*) FROM anchors a JOIN entropy_profiles p USING (doc_id)
@@ -117,9 +118,10 @@ def test_stage_one_and_two_assets_run_end_to_end(tiny_config):
                        "FROM packed_manifest WHERE dataset = 'baseline'").fetchone()
     used = sum(m["token_end"] - m["token_start"] for m in man)
     assert base[0] >= used and base[1] == 0
-    quality = con.execute("SELECT true_pairs, verified_pairs, true_verified_pairs "
-                          "FROM planted_dependency_quality").fetchone()
-    assert quality[0] == 4 and 0 <= quality[2] <= quality[1]  # 4 planted stories
+    quality = con.execute("SELECT rule, true_pairs, kept_pairs, true_kept_pairs "
+                          "FROM planted_dependency_quality").fetchall()
+    assert [q[0] for q in quality] == ["verified", "top1_unverified"]
+    assert all(q[1] == 4 and 0 <= q[3] <= q[2] for q in quality)  # 4 planted stories
     for m in man:
         ids = seqs[m["seq_id"]]["input_ids"]
         assert [m["token_start"], m["token_end"]] in seqs[m["seq_id"]]["indices"]

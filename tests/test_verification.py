@@ -65,3 +65,15 @@ def test_relative_gain_and_keep_rule_on_hand_made_values():
     assert verified(di, 0.4, nll, nll2, correctness_aware=True).tolist() == [
         True, False, False, False, False]
     assert verified(di, 0.8).tolist() == [False, False, False, False, True]
+
+
+def test_pair_quality_counts_each_pair_once_and_judges_only_roots_with_truth():
+    from lakehouse.planted_eval import pair_quality
+
+    truth = [("r1", "s1"), ("r2", "s2"), ("r3", "s3")]
+    kept = [("r1", "s1"), ("r1", "s1"), ("r1", "d1"), ("r2", "s2"), ("other", "x")]
+    q = pair_quality(truth, kept)
+    assert (q.true_pairs, q.kept_pairs, q.true_kept) == (3, 3, 2)
+    assert q.precision == 2 / 3 and q.recall == 2 / 3
+    empty = pair_quality(truth, [])
+    assert empty.recall == 0 and empty.precision != empty.precision  # NaN: nothing kept

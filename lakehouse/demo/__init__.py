@@ -15,9 +15,16 @@ import pyarrow as pa
 from lakehouse import tables
 from lakehouse.corpora import CorpusSpec
 from lakehouse.demo import planted, pystdlib
-from lakehouse.storage import atomic_write_bytes, join, write_parquet
+from lakehouse.storage import atomic_write_bytes, exists, join, write_parquet
 
 GROUND_TRUTH_FILE = "_meta/ground_truth.parquet"
+
+
+def ground_truth_files(specs: list[CorpusSpec]) -> list[str]:
+    """The ground-truth tables of the configured planted corpora that exist on storage."""
+    files = [join(spec.uri, GROUND_TRUTH_FILE) for spec in specs
+             if spec.demo.get("kind") == "planted"]
+    return [f for f in files if exists(f)]
 
 
 def _split(items: list, n_shards: int) -> list[list]:
@@ -26,14 +33,30 @@ def _split(items: list, n_shards: int) -> list[list]:
     return [items[i * n // n_shards:(i + 1) * n // n_shards] for i in range(n_shards)]
 
 
+PLANTED_PARTS = {"all": ("root", "source", "distractor"), "roots": ("root",),
+                 "pool": ("source", "distractor")}
+
+
 def write_planted(spec: CorpusSpec) -> list[str]:
+    """Write the planted corpus, or one part of it.
+
+    ``part: roots`` writes the root documents and the ground truth, naming ``pool_corpus`` as
+    the corpus its sources live in; ``part: pool`` (same seed and sizes) writes the sources
+    and distractors. Splitting them keeps the roots, which share a log layout, out of the
+    retrieval pool, and scores only the documents that have dependencies to find.
+    """
     opts = spec.demo
+    part = opts.get("part", "all")
+    if part not in PLANTED_PARTS:
+        raise ValueError(f"corpus {spec.name}: demo part {part!r} is not one of "
+                         f"{sorted(PLANTED_PARTS)}")
+    pool_corpus = opts.get("pool_corpus", spec.name) if part == "roots" else spec.name
     docs, truth = planted.generate(seed=int(opts.get("seed", 0)),
                                    n_stories=int(opts.get("n_stories", 12)),
                                    n_distractors=int(opts.get("n_distractors", 12)),
-                                   corpus=spec.name)
+                                   corpus=spec.name, pool_corpus=pool_corpus)
     rows = [{"id": d.source_id, "text": d.text, "role": d.role, "domain": d.domain}
-            for d in docs]
+            for d in docs if d.role in PLANTED_PARTS[part]]
     shards = _split(rows, int(opts.get("n_shards", 2)))
     if opts.get("inject_bad_rows", False) and shards:
         shards[0] = shards[0] + [
@@ -47,8 +70,9 @@ def write_planted(spec: CorpusSpec) -> list[str]:
     for i, shard in enumerate(shards):
         path = join(spec.uri, f"shard-{i:05d}.parquet")
         written.append(write_parquet(pa.Table.from_pylist(shard, schema=schema), path))
-    write_parquet(tables.from_rows(truth, tables.GROUND_TRUTH),
-                  join(spec.uri, GROUND_TRUTH_FILE))
+    if part != "pool":
+        write_parquet(tables.from_rows(truth, tables.GROUND_TRUTH),
+                      join(spec.uri, GROUND_TRUTH_FILE))
     return written
 
 

@@ -1,7 +1,7 @@
 """The `planted` demo corpus: long-range dependencies put there on purpose, with ground truth.
 
 Each *story* has invented facts (a person's name, a place, a registry code, a count). A
-*source* document introduces them; a *root* document, written later in another voice, uses
+*source* document introduces them; a *root* document, a day-by-day log written later, uses
 them without introducing them, so a model that reads the root alone cannot predict those
 tokens and one that has read the source can. *Distractor* documents cover the same topics
 with other invented facts, so retrieval by topic alone is not enough and verification has
@@ -53,6 +53,8 @@ def invent_facts(rng: random.Random) -> Facts:
 # that use them (root documents), and background sentences that mention none of them.
 DOMAINS: dict[str, dict[str, list[str]]] = {
     "expedition": {
+        "routine": ["The team checked the stakes on the glacier and returned to the camp before dark.",
+                    "The cook melted snow for water while the others repaired the sledges in the tent."],
         "intro": [
             "The survey expedition to the northern ice fields was led by {person}, a glaciologist who had spent a decade measuring how fast the outlet glaciers retreat.",
             "Its base camp stood near the village of {place}, where the team rented a stone barn to store fuel, sledges and instruments.",
@@ -76,6 +78,8 @@ DOMAINS: dict[str, dict[str, list[str]]] = {
         ],
     },
     "shipwreck": {
+        "routine": ["The divers checked the grid lines over the wreck and returned to the harbour before dark.",
+                    "The boat stayed at anchor while the crew rinsed the tanks and dried the wetsuits."],
         "intro": [
             "The cargo ship was discovered by the diver {person}, who had searched the strait for three summers with a borrowed sonar.",
             "The wreck lies on a sandbank a few miles off the harbour of {place}, in water shallow enough for careful amateur dives.",
@@ -99,6 +103,8 @@ DOMAINS: dict[str, dict[str, list[str]]] = {
         ],
     },
     "observatory": {
+        "routine": ["The staff opened the dome at dusk and closed it again before the sun came up.",
+                    "The night assistant cleaned the mirror cover and logged the humidity every hour."],
         "intro": [
             "The new telescope was designed by the engineer {person}, whose earlier work was on lenses for weather satellites.",
             "It was built on a dry ridge above the town of {place}, chosen for its clear skies and thin air.",
@@ -122,6 +128,8 @@ DOMAINS: dict[str, dict[str, list[str]]] = {
         ],
     },
     "vineyard": {
+        "routine": ["The pickers walked the rows at dawn and carried the full baskets down to the cellar.",
+                    "The cellar hands washed the presses and stacked the empty barrels by the door."],
         "intro": [
             "The estate was founded by the grower {person}, who planted the first vines on a slope that others thought too steep.",
             "Its cellars are dug into the hillside just outside {place}, where the temperature stays cool all year.",
@@ -145,6 +153,8 @@ DOMAINS: dict[str, dict[str, list[str]]] = {
         ],
     },
     "archive": {
+        "routine": ["The readers collected their boxes at the desk and returned them before the room closed.",
+                    "The conservator checked the humidity in the stacks and replaced the faded labels."],
         "intro": [
             "The collection of letters was catalogued by the archivist {person}, who spent two years reading faded ink under a lamp.",
             "The letters had been found in the attic of a merchant's house in {place}.",
@@ -168,6 +178,8 @@ DOMAINS: dict[str, dict[str, list[str]]] = {
         ],
     },
     "bridge": {
+        "routine": ["The inspectors walked the deck in the morning and wrote down the state of the railings.",
+                    "The cleaners swept the leaves from the ramps and emptied the bins at both ends."],
         "intro": [
             "The footbridge was designed by the architect {person}, known for slender structures of timber and steel.",
             "It crosses the river at {place}, linking the old mill to the railway station.",
@@ -205,6 +217,9 @@ FRAMING = [
 ]
 
 FACT_SLOTS = ("person", "place", "code", "number")
+LOG_LABELS = ["Day", "Entry", "Week", "Shift", "Visit", "Round", "Session", "Watch", "Item",
+              "Note", "Stage", "Log"]
+ROOT_LOG_DAYS = 16  # entries in a root's log; four of them use the planted facts
 
 
 @dataclass(frozen=True)
@@ -239,15 +254,25 @@ def _introducing_doc(rng: random.Random, domain: dict[str, list[str]], facts: Fa
     return _paragraphs(rng, sentences)
 
 
-def _using_doc(rng: random.Random, domain: dict[str, list[str]], facts: Facts) -> str:
-    """Root-style text: opens with background, then uses every fact without introducing it."""
+def _using_doc(rng: random.Random, domain: dict[str, list[str]], facts: Facts,
+               routine: str) -> str:
+    """Root-style text: a day-by-day log whose routine entries repeat, with the facts used
+    (never introduced) in four of the entries.
+
+    The repetition is the point: after a couple of entries the scorer predicts the routine
+    almost exactly, so what stays uncertain in a root is what only its source can explain.
+    With free prose a small scorer is about as unsure of every content word as of an
+    invented name, and the planted spans would not stand out as anchors. Roots of the same
+    domain get different routines, so one root's log does not retrieve another's.
+    """
     uses = [s.format(**facts.__dict__) for s in domain["use"]]
     rng.shuffle(uses)
-    background = rng.sample(domain["background"], k=5)
-    frame = rng.sample(FRAMING, k=3)
-    sentences = [frame[0]] + background[:3] + [uses[0], uses[1], frame[1], background[3],
-                                               uses[2], uses[3], background[4], frame[2]]
-    return _paragraphs(rng, sentences)
+    days = ROOT_LOG_DAYS
+    fact_days = sorted(rng.sample(range(3, days + 1), k=len(uses)))
+    entries = dict(zip(fact_days, uses, strict=True))
+    label = rng.choice(LOG_LABELS)
+    log = "\n".join(f"{label} {d}. {entries.get(d, routine)}" for d in range(1, days + 1))
+    return f"{rng.choice(FRAMING)}\n\n{log}"
 
 
 def _first_spans(text: str, facts: Facts) -> list[tuple[str, str, int, int]]:
@@ -262,8 +287,14 @@ def _first_spans(text: str, facts: Facts) -> list[tuple[str, str, int, int]]:
 
 
 def generate(seed: int = 0, n_stories: int = 12, n_distractors: int = 12,
-             corpus: str = "planted") -> tuple[list[PlantedDoc], list[dict]]:
-    """Documents (sources, roots, distractors; shuffled) and the ground-truth rows."""
+             corpus: str = "planted", pool_corpus: str | None = None
+             ) -> tuple[list[PlantedDoc], list[dict]]:
+    """Documents (sources, roots, distractors; shuffled) and the ground-truth rows.
+
+    ``corpus`` names the corpus the roots are ingested into and ``pool_corpus`` the one that
+    holds sources and distractors (the same corpus when None); doc ids depend on both.
+    """
+    pool_corpus = pool_corpus or corpus
     rng = random.Random(seed)
     names = sorted(DOMAINS)
     used: set[str] = set()
@@ -282,14 +313,16 @@ def generate(seed: int = 0, n_stories: int = 12, n_distractors: int = 12,
         domain_name = names[i % len(names)]
         domain = DOMAINS[domain_name]
         facts = fresh_facts()
+        routines = domain["routine"]
+        routine = routines[(i // len(names)) % len(routines)]
         src = PlantedDoc(f"planted-source-{i:05d}", "source", domain_name,
                          _introducing_doc(rng, domain, facts))
         root = PlantedDoc(f"planted-root-{i:05d}", "root", domain_name,
-                          _using_doc(rng, domain, facts))
+                          _using_doc(rng, domain, facts, routine))
         docs += [src, root]
         for kind, surface, start, end in _first_spans(root.text, facts):
             truth.append({"root_doc_id": doc_id(corpus, root.source_id, root.text),
-                          "source_doc_id": doc_id(corpus, src.source_id, src.text),
+                          "source_doc_id": doc_id(pool_corpus, src.source_id, src.text),
                           "kind": kind, "surface": surface, "char_start": start,
                           "char_end": end})
     for j in range(n_distractors):
