@@ -46,7 +46,8 @@ demo: setup models
 	keys=$$($(ELONG) partitions); \
 	for key in $$keys; do run $(SHARD_ASSETS) --partition "$$key"; done; \
 	run vector_index; \
-	for key in $$keys; do run retrieval_candidates --partition "$$key"; done; \
+	for key in $$keys; do run retrieval_candidates,verified_dependencies --partition "$$key"; done; \
+	run packed_dataset,baseline_dataset; \
 	run stats_catalog; \
 	$(ELONG) queries; \
 	echo; echo "demo finished in $$(( $$(date +%s) - start )) s"; \

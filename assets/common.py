@@ -41,7 +41,7 @@ def chunk_tokens(pipeline: PipelineResource, chunk_ids: list[str]) -> dict[str, 
         return {}
     t = lake_dataset(pipeline, "chunks").to_table(
         columns=["chunk_id", "input_ids"],
-        filter=ds.field("chunk_id").isin(sorted(set(chunk_ids))))
+        filter=ds.field("chunk_id").isin(pa.array(sorted(set(chunk_ids)), pa.string())))
     return {c: np.asarray(i, np.int64) for c, i in
             zip(t["chunk_id"].to_pylist(), t["input_ids"].to_pylist(), strict=True)}
 

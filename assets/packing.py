@@ -8,8 +8,16 @@ import pyarrow.dataset as ds
 
 from assets.common import chunk_tokens, lake_dataset
 from lakehouse import tables
-from lakehouse.packing import assemble, best_fit_decreasing, build_unit, fit_unit, packed_tables
-from lakehouse.storage import write_parquet
+from lakehouse.mds_export import export_mds
+from lakehouse.packing import (
+    assemble,
+    baseline_units,
+    best_fit_decreasing,
+    build_unit,
+    fit_unit,
+    packed_tables,
+)
+from lakehouse.storage import read_parquet, write_parquet
 from models.registry import load_tokenizer
 from orchestration.resources import PipelineResource
 
@@ -39,7 +47,8 @@ def packed_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResource
     if not cfg.include_roots_without_chunks:
         roots = [r for r in roots if r in chunks_of]
     root_toks = lake_dataset(pipeline, "tokenized_docs").to_table(
-        columns=["doc_id", "input_ids"], filter=ds.field("doc_id").isin(roots))
+        columns=["doc_id", "input_ids"], filter=ds.field("doc_id").isin(
+            pa.array(roots, pa.string())))
     root_ids = dict(zip(root_toks["doc_id"].to_pylist(), root_toks["input_ids"].to_pylist(),
                         strict=True))
     wanted = sorted({c for r in roots for c in chunks_of.get(r, ())})
@@ -57,6 +66,12 @@ def packed_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResource
         units.append(fitted)
     packed, bins, seq_path, man_path = _write_packed(pipeline, DATASET, units,
                                                      cfg.target_length, _pad_id(settings))
+    extra = {}
+    if cfg.mds:
+        mds_path = export_mds(read_parquet(seq_path), pipeline.lake.path(
+            "packed_dataset", DATASET, "mds"))
+        extra["mds"] = dg.MetadataValue.path(mds_path)
+        context.log.info(f"MDS export: {mds_path}")
     tokens = int(sum(u.length for u in units))
     fill = tokens / packed.input_ids.size if packed.input_ids.size else 0.0
     context.log.info(f"{len(units)} units ({tokens} tokens) -> {len(bins)} sequences of "
@@ -67,7 +82,7 @@ def packed_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResource
         "units_trimmed": trimmed, "target_length": cfg.target_length,
         "mean_chunks_per_unit": float(np.mean([len(u.segments) - 1 for u in units]))
         if units else 0.0, "path": dg.MetadataValue.path(seq_path),
-        "manifest": dg.MetadataValue.path(man_path), "dagster/row_count": len(bins)})
+        "manifest": dg.MetadataValue.path(man_path), "dagster/row_count": len(bins), **extra})
     ok = packed.input_ids.shape[1:] == (cfg.target_length,) or not bins
     for spans, pad in zip(packed.indices, packed.n_pad, strict=True):
         ends = [0] + [b for _, b in spans]
@@ -108,18 +123,13 @@ def baseline_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResour
         columns=["token_start", "token_end"])
     budget = int(pc.sum(pc.subtract(man["token_end"], man["token_start"])).as_py() or 0)
     docs = lake_dataset(pipeline, "tokenized_docs").to_table(columns=["doc_id", "input_ids"])
-    order = np.random.default_rng(cfg.seed).permutation(docs.num_rows)
-    units, total = [], 0
-    for i in order:
-        if total >= budget:
-            break
-        ids = np.asarray(docs["input_ids"][int(i)].as_py()[:cfg.target_length], np.int32)
-        units.append(build_unit(docs["doc_id"][int(i)].as_py(), ids, [], cfg.seed))
-        total += len(ids)
+    units, total, passes = baseline_units(docs["doc_id"].to_pylist(),
+                                          docs["input_ids"].to_pylist(), budget,
+                                          cfg.target_length, cfg.seed)
     packed, bins, seq_path, _ = _write_packed(pipeline, "baseline", units, cfg.target_length,
                                               _pad_id(settings))
     context.log.info(f"baseline: {len(units)} documents, {total} tokens (target {budget}) "
-                     f"-> {len(bins)} sequences")
+                     f"-> {len(bins)} sequences; {passes} pass(es) over the corpus")
     return dg.MaterializeResult(metadata={
         "sequences": len(bins), "documents": len(units), "tokens": total,
-        "target_tokens": budget, "path": dg.MetadataValue.path(seq_path)})
+        "target_tokens": budget, "corpus_passes": passes, "path": dg.MetadataValue.path(seq_path)})

@@ -16,7 +16,7 @@ from assets.common import (
 from lakehouse import tables
 from lakehouse.demo import ground_truth_files
 from lakehouse.dependencies import relative_gain, verified
-from lakehouse.planted_eval import pair_quality
+from lakehouse.planted_eval import pair_quality, planted_token_spans, span_quality
 from lakehouse.plots import split_histogram_png
 from lakehouse.storage import read_parquet
 from models.verification import group_pairs, verify_grouped
@@ -26,29 +26,37 @@ from orchestration.resources import PipelineResource
 DI_CHECK = "delta_i_in_range"
 
 
-def _planted_quality(pipeline: PipelineResource, rows: list[dict], top: int) -> dict:
-    """Precision/recall of this shard's kept pairs against any planted ground truth.
+def _planted_quality(pipeline: PipelineResource, corpus: str, shard: str, rows: list[dict],
+                     top: int) -> dict:
+    """Precision/recall of this shard's kept rows against any planted ground truth.
 
-    Two rules side by side: the verified flag, and the paper's ablation (the top ``top``
-    candidates per anchor kept unverified). Empty when no root here has ground truth.
+    Two rules side by side (the verified flag, and the paper's ablation: the top ``top``
+    candidates per anchor kept unverified) at two levels (planted spans, and (root, chunk
+    document) pairs), as in the catalog view `planted_dependency_quality`. Empty when no root
+    here has ground truth.
     """
     roots = {r["doc_id"] for r in rows}
-    truth = [(t["root_doc_id"], t["source_doc_id"])
-             for f in ground_truth_files(pipeline.settings.corpus_specs())
-             for t in read_parquet(f, ["root_doc_id", "source_doc_id"]).to_pylist()
-             if t["root_doc_id"] in roots]
+    truth = [t for f in ground_truth_files(pipeline.settings.corpus_specs())
+             for t in read_parquet(f).to_pylist() if t["root_doc_id"] in roots]
     if not truth:
         return {}
+    toks = read_shard_table(pipeline, "tokenized_docs", corpus, shard,
+                            ["doc_id", "char_start", "char_end"]).to_pylist()
+    offsets = {t["doc_id"]: (np.asarray(t["char_start"]), np.asarray(t["char_end"]))
+               for t in toks if t["doc_id"] in roots}
+    spans = planted_token_spans(truth, offsets)
+    pairs = {(t["root_doc_id"], t["source_doc_id"]) for t in truth}
     out = {}
     for rule, kept in (("verified", [r for r in rows if r["verified"] and r["mode"] == "on"]),
                        (f"top{top}_unverified", [r for r in rows if r["rank"] <= top])):
-        q = pair_quality(truth, [(r["doc_id"], r["chunk_doc_id"]) for r in kept])
-        out[f"planted_{rule}_precision"] = q.precision
-        out[f"planted_{rule}_recall"] = q.recall
-        out[f"planted_{rule}_pairs"] = f"{q.true_kept}/{q.kept_pairs} kept true, " \
-                                       f"{q.true_kept}/{q.true_pairs} true found"
+        sq = span_quality(spans, [(r["doc_id"], r["position"], r["chunk_doc_id"])
+                                  for r in kept])
+        pq = pair_quality(pairs, [(r["doc_id"], r["chunk_doc_id"]) for r in kept])
+        out[f"planted_{rule}_span_precision"] = sq.precision
+        out[f"planted_{rule}_span_recall"] = sq.recall
+        out[f"planted_{rule}_pair_precision"] = pq.precision
+        out[f"planted_{rule}_pair_recall"] = pq.recall
     return out
-
 
 
 @dg.asset(
@@ -125,7 +133,7 @@ def verified_dependencies(context: dg.AssetExecutionContext, pipeline: PipelineR
             di, keep, ("verified", "rejected"),
             f"{context.partition_key}: dI over (anchor, chunk) rows",
             "relative information gain dI", vlines={"epsilon": vcfg.epsilon}), "dI histogram")
-    meta.update(_planted_quality(pipeline, rows, vcfg.off_keep_top))
+    meta.update(_planted_quality(pipeline, corpus, shard, rows, vcfg.off_keep_top))
     yield dg.MaterializeResult(metadata=meta)
     ok = status.count("ok")
     in_range = bool(np.all(h[:ok] >= -1e-4)) if vcfg.mode == "off" else bool(

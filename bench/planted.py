@@ -91,6 +91,23 @@ def measure(config_path: Path) -> dict:
             "planted_anchor_source_found": found, "spans": len(spans), "oracle_found": oracle}
 
 
+def measure_dependencies(config_path: Path) -> dict[tuple[str, str], dict]:
+    """Run every stage through packing; (rule, level) -> row of planted_dependency_quality."""
+    import duckdb
+
+    from lakehouse.demo import write_demo_corpus
+    from tests.test_pipeline import run_pipeline
+
+    config = load_config(config_path)
+    for spec in config.corpus_specs():
+        write_demo_corpus(spec)
+    run_pipeline(config_path, dg.DagsterInstance.ephemeral(), verify=True)
+    con = duckdb.connect(config.catalog_path, read_only=True)
+    cur = con.execute("SELECT * FROM planted_dependency_quality")
+    cols = [d[0] for d in cur.description]
+    return {(r[0], r[1]): dict(zip(cols, r, strict=True)) for r in cur.fetchall()}
+
+
 def write_config(folder: Path, alpha: float = 2.0) -> Path:
     from tests.conftest import planted_corpora
     from tests.conftest import write_config as write

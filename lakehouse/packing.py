@@ -138,3 +138,33 @@ def packed_tables(packed: Packed, units: Sequence[Unit]) -> tuple[dict, dict]:
             man["token_end"].append(b)
             man["root_start"].append(b - len(unit.segments[-1]))
     return seqs, man
+
+
+def baseline_units(doc_ids: Sequence[str], token_lists: Sequence[Sequence[int]], budget: int,
+                   max_length: int, seed: int) -> tuple[list[Unit], int, int]:
+    """Whole random documents, no chunks, until ``budget`` tokens: the plain-concatenation
+    baseline. Returns (units, tokens, passes over the documents).
+
+    Documents come in a seeded random order; when the corpus holds fewer tokens than the
+    budget (EntropyLong reuses a chunk in many units, so its dataset can outgrow the corpus)
+    a fresh order starts another pass, as a trainer would see repeated data. Documents
+    longer than ``max_length`` are cut to it. Unit ids carry the pass, so they stay unique.
+    """
+    rng = np.random.default_rng(seed)
+    units: list[Unit] = []
+    total, passes = 0, 0
+    n = len(doc_ids)
+    while total < budget and n:
+        passes += 1
+        for i in rng.permutation(n):
+            if total >= budget:
+                break
+            ids = np.asarray(token_lists[int(i)][:max_length], np.int32)
+            if ids.size == 0:
+                continue
+            uid = doc_ids[int(i)] if passes == 1 else f"{doc_ids[int(i)]}#{passes}"
+            units.append(build_unit(uid, ids, [], seed))
+            total += int(ids.size)
+        if total == 0:
+            break  # nothing but empty documents
+    return units, total, passes

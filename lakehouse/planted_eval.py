@@ -120,3 +120,42 @@ def pair_quality(truth: Iterable[tuple[str, str]], kept: Iterable[tuple[str, str
     roots = {r for r, _ in true}
     found = {p for p in kept if p[0] in roots}
     return PairQuality(len(true), len(found), len(found & true))
+
+
+@dataclass(frozen=True)
+class SpanQuality:
+    """Kept rows at anchors inside planted spans, judged by whether the chunk is the source."""
+
+    spans: int
+    kept: int
+    true_kept: int
+    spans_found: int
+
+    @property
+    def precision(self) -> float:
+        return self.true_kept / self.kept if self.kept else float("nan")
+
+    @property
+    def recall(self) -> float:
+        return self.spans_found / self.spans if self.spans else float("nan")
+
+
+def span_quality(spans: list[PlantedSpan], kept: Iterable[tuple[str, int, str]]) -> SpanQuality:
+    """Precision/recall of kept (root doc, anchor position, chunk doc) rows at planted spans.
+
+    Rows at positions no span covers are unlabelled and not judged; the same definition as
+    the catalog view `planted_dependency_quality` (level 'span').
+    """
+    by_root: dict[str, list[PlantedSpan]] = {}
+    for s in spans:
+        by_root.setdefault(s.root_doc_id, []).append(s)
+    n = hit = 0
+    found: set[tuple[str, int]] = set()
+    for root, pos, chunk_doc in kept:
+        for s in by_root.get(root, ()):
+            if s.token_start <= pos < s.token_end:
+                n += 1
+                if chunk_doc == s.source_doc_id:
+                    hit += 1
+                    found.add((root, s.token_start))
+    return SpanQuality(len(spans), n, hit, len(found))

@@ -90,11 +90,20 @@ class VerificationSettings(_Strict):
     correctness_aware: bool = False  # also require the gold token's NLL to fall
     off_keep_top: int = Field(1, gt=0)  # with mode off: candidates kept per anchor, by rank
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, v):
+        """YAML 1.1 reads a bare on/off as a boolean; take it as meant."""
+        if isinstance(v, bool):
+            return "on" if v else "off"
+        return v
+
 
 class PackingSettings(_Strict):
     target_length: int = Field(131072, gt=0)  # tokens per packed sequence
     seed: int = 0  # chunk order within units
     include_roots_without_chunks: bool = False  # a root with no verified chunk: skip it
+    mds: bool = False  # also export MDS for ProLong-style trainers (needs the `mds` extra)
 
 
 class RetrievalSettings(_Strict):

@@ -59,15 +59,21 @@ def smollm2():
     return load_scorer("smollm2-135m")
 
 
-def make_tiny_llama(vocab_size: int = 97, max_positions: int = 256, seed: int = 0):
-    """A randomly initialised 2-layer Llama for kernel tests (fp32, eval mode)."""
+def make_tiny_llama(vocab_size: int = 97, max_positions: int = 256, seed: int = 0,
+                    init_std: float = 0.02):
+    """A randomly initialised 2-layer Llama for kernel tests (fp32, eval mode).
+
+    At the usual init (std 0.02) its predictions are almost uniform; a larger ``init_std``
+    gives entropies that vary from token to token, as a trained model's do.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64,
                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=max_positions, tie_word_embeddings=False)
+                         max_position_embeddings=max_positions, tie_word_embeddings=False,
+                         initializer_range=init_std)
     return LlamaForCausalLM(config).eval()
 
 
@@ -89,5 +95,6 @@ def save_tiny_scorer(folder: Path, texts: list[str], vocab_size: int = 400) -> P
         vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         special_tokens=["<pad>"]))
     PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>").save_pretrained(folder)
-    make_tiny_llama(vocab_size=tok.get_vocab_size(), max_positions=1024).save_pretrained(folder)
+    make_tiny_llama(vocab_size=tok.get_vocab_size(), max_positions=1024,
+                    init_std=0.3).save_pretrained(folder)
     return folder

@@ -77,3 +77,23 @@ def test_pair_quality_counts_each_pair_once_and_judges_only_roots_with_truth():
     assert q.precision == 2 / 3 and q.recall == 2 / 3
     empty = pair_quality(truth, [])
     assert empty.recall == 0 and empty.precision != empty.precision  # NaN: nothing kept
+
+
+def test_no_pairs_means_no_passes(tiny_llama):
+    """A shard whose documents have no anchors, or anchors with no candidates, verifies to
+    nothing: no forward pass, no rows."""
+    assert verify_grouped(tiny_llama, _seqs([30], 5), _seqs([10], 6), [],
+                          ScoringConfig()) == ([], 0)
+
+
+def test_span_quality_judges_only_rows_inside_planted_spans():
+    from lakehouse.planted_eval import PlantedSpan, span_quality
+
+    spans = [PlantedSpan("r1", "s1", "person", 10, 13), PlantedSpan("r1", "s1", "place", 20, 22),
+             PlantedSpan("r2", "s2", "code", 5, 8)]
+    kept = [("r1", 11, "s1"), ("r1", 12, "s1"), ("r1", 12, "d1"),  # span 1: 2 true, 1 false
+            ("r1", 30, "d1"),  # outside every span: unlabelled, not judged
+            ("r2", 5, "d2")]  # span 3: false
+    q = span_quality(spans, kept)
+    assert (q.spans, q.kept, q.true_kept, q.spans_found) == (3, 4, 2, 1)
+    assert q.precision == 0.5 and q.recall == 1 / 3

@@ -216,6 +216,16 @@ FRAMING = [
     "Questions about the material can be sent to the society, which keeps a copy of every letter it receives.",
 ]
 
+# Openings of the roots' logs. They appear in no source or distractor: a sentence shared
+# with the pool would be copied from any chunk that holds it, and its opening tokens (the
+# most uncertain of a document) would verify against look-alikes as well as the source.
+LOG_OPENINGS = [
+    "What follows is the day book kept on site, copied out without corrections.",
+    "The entries below were transcribed from a logbook kept by the staff on duty.",
+    "This is the duty log for the season, one line for each working day.",
+    "Below is the working diary as it was kept, with the routine entries left in.",
+]
+
 FACT_SLOTS = ("person", "place", "code", "number")
 LOG_LABELS = ["Day", "Entry", "Week", "Shift", "Visit", "Round", "Session", "Watch", "Item",
               "Note", "Stage", "Log"]
@@ -272,7 +282,7 @@ def _using_doc(rng: random.Random, domain: dict[str, list[str]], facts: Facts,
     entries = dict(zip(fact_days, uses, strict=True))
     label = rng.choice(LOG_LABELS)
     log = "\n".join(f"{label} {d}. {entries.get(d, routine)}" for d in range(1, days + 1))
-    return f"{rng.choice(FRAMING)}\n\n{log}"
+    return f"{rng.choice(LOG_OPENINGS)}\n\n{log}"
 
 
 def _first_spans(text: str, facts: Facts) -> list[tuple[str, str, int, int]]:
