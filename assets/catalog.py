@@ -4,6 +4,7 @@ import dagster as dg
 
 from lakehouse.catalog import GROUND_TRUTH, build_catalog, parquet_relation, query
 from lakehouse.demo import ground_truth_files
+from orchestration.k8s import op_tags
 from orchestration.resources import PipelineResource
 
 
@@ -12,6 +13,7 @@ def _ground_truth_relation(pipeline: PipelineResource) -> str:
 
 
 @dg.asset(
+    op_tags=op_tags("cpu"),
     deps=["corpus_shards", "entropy_profiles", "anchors", "chunks", "retrieval_candidates",
           "verified_dependencies", "packed_dataset", "baseline_dataset"],
     group_name="catalog",

@@ -13,12 +13,15 @@ from lakehouse.chunking import chunk_spans, sentence_ends
 from lakehouse.ids import chunk_id
 from models.embedding import embed_texts
 from models.registry import load_embedder, resolve_embedder
-from orchestration.partitions import shards_partitions
+from orchestration.k8s import op_tags
+from orchestration.partitions import PER_SHARD_BACKFILL, shards_partitions
 from orchestration.resources import PipelineResource
 
 
 @dg.asset(
-    partitions_def=shards_partitions, deps=["tokenized_docs"], group_name="retrieval",
+    op_tags=op_tags("cpu"),
+    partitions_def=shards_partitions, backfill_policy=PER_SHARD_BACKFILL,
+    deps=["tokenized_docs"], group_name="retrieval",
     kinds={"parquet", "python"},
     description="Every document cut into chunks of at most `chunking.size` tokens, at "
                 "sentence ends where possible (all corpora: pool chunks are indexed, a root's "
@@ -53,7 +56,9 @@ def chunks(context: dg.AssetExecutionContext, pipeline: PipelineResource):
 
 
 @dg.asset(
-    partitions_def=shards_partitions, deps=["chunks"], group_name="retrieval",
+    op_tags=op_tags("cpu"),
+    partitions_def=shards_partitions, backfill_policy=PER_SHARD_BACKFILL,
+    deps=["chunks"], group_name="retrieval",
     kinds={"pytorch", "parquet"},
     description="Unit-norm sentence embeddings of every chunk (the configured embedder).",
 )

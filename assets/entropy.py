@@ -18,7 +18,8 @@ from lakehouse.anchors import adaptive_threshold, query_span, select_anchors, sp
 from lakehouse.plots import histogram_png
 from models.registry import resolve_scorer
 from models.scoring import max_entropy, score_sequences
-from orchestration.partitions import shards_partitions
+from orchestration.k8s import op_tags
+from orchestration.partitions import PER_SHARD_BACKFILL, TRANSIENT_RETRY, shards_partitions
 from orchestration.resources import PipelineResource
 
 ENTROPY_CHECK = "entropy_in_range"
@@ -26,7 +27,9 @@ DOCS_PER_STEP = 32  # documents scored between progress lines
 
 
 @dg.asset(
-    partitions_def=shards_partitions, deps=["tokenized_docs"], group_name="entropy",
+    op_tags=op_tags("gpu"),
+    partitions_def=shards_partitions, backfill_policy=PER_SHARD_BACKFILL,
+    deps=["tokenized_docs"], group_name="entropy", retry_policy=TRANSIENT_RETRY,
     kinds={"pytorch", "parquet"}, pool="gpu",
     check_specs=[dg.AssetCheckSpec(ENTROPY_CHECK, asset="entropy_profiles", blocking=True,
                                    description="entropies finite and within [0, ln V]; one "
@@ -97,7 +100,9 @@ def entropy_profiles(context: dg.AssetExecutionContext, pipeline: PipelineResour
 
 
 @dg.asset(
-    partitions_def=shards_partitions, deps=["entropy_profiles", "tokenized_docs"],
+    op_tags=op_tags("cpu"),
+    partitions_def=shards_partitions, backfill_policy=PER_SHARD_BACKFILL,
+    deps=["entropy_profiles", "tokenized_docs"],
     group_name="entropy", kinds={"parquet", "python"},
     description="High-entropy positions (H > mean + alpha * std per document) with the text "
                 "of their retrieval query.",

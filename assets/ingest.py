@@ -8,7 +8,8 @@ from lakehouse.ingest import ingest_rows, shard_stats
 from lakehouse.readers import read_shard
 from lakehouse.storage import write_parquet
 from orchestration.discovery import find_shard
-from orchestration.partitions import shards_partitions
+from orchestration.k8s import op_tags
+from orchestration.partitions import PER_SHARD_BACKFILL, shards_partitions
 from orchestration.resources import PipelineResource
 
 COUNTS_CHECK = "counts_balance"
@@ -19,7 +20,8 @@ def _row_count(path: str) -> int:
 
 
 @dg.asset(
-    partitions_def=shards_partitions,
+    op_tags=op_tags("cpu"),
+    partitions_def=shards_partitions, backfill_policy=PER_SHARD_BACKFILL,
     group_name="ingest",
     kinds={"parquet", "python"},
     check_specs=[dg.AssetCheckSpec(COUNTS_CHECK, asset="corpus_shards", blocking=True,

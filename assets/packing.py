@@ -19,6 +19,7 @@ from lakehouse.packing import (
 )
 from lakehouse.storage import read_parquet, write_parquet
 from models.registry import load_tokenizer
+from orchestration.k8s import op_tags
 from orchestration.resources import PipelineResource
 
 SPANS_CHECK = "sequences_exact_and_spans_valid"
@@ -26,6 +27,7 @@ DATASET = "entropylong"
 
 
 @dg.asset(
+    op_tags=op_tags("cpu"),
     deps=["verified_dependencies"], group_name="packing", kinds={"parquet"},
     check_specs=[dg.AssetCheckSpec(SPANS_CHECK, asset="packed_dataset", blocking=True,
                                    description="every sequence is exactly target_length "
@@ -111,6 +113,7 @@ def _pad_id(settings) -> int:
 
 
 @dg.asset(
+    op_tags=op_tags("cpu"),
     deps=["packed_dataset"], group_name="packing", kinds={"parquet"},
     description="The plain-concatenation baseline: random documents (no retrieved chunks) "
                 "packed the same way to the same number of tokens as `packed_dataset`, so "

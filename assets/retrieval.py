@@ -15,7 +15,13 @@ from lakehouse.vector_index import IndexParams, VectorIndex
 from models.embedding import embed_texts
 from models.registry import load_embedder
 from orchestration.config import PipelineConfig
-from orchestration.partitions import shards_partitions
+from orchestration.k8s import op_tags
+from orchestration.partitions import (
+    NIGHTLY_INCREMENTAL,
+    PER_SHARD_BACKFILL,
+    TRANSIENT_RETRY,
+    shards_partitions,
+)
 from orchestration.resources import PipelineResource
 
 NO_SELF_CHECK = "no_self_candidates"
@@ -46,8 +52,10 @@ def _embedding_files(pipeline: PipelineResource) -> dict[str, str]:
 
 
 @dg.asset(
+    op_tags=op_tags("cpu"),
     deps=["chunk_embeddings"], group_name="retrieval", kinds={"lancedb"},
-    pool="lancedb_writer",
+    pool="lancedb_writer", retry_policy=TRANSIENT_RETRY,
+    automation_condition=dg.AutomationCondition.eager(),  # cheap: syncs only changed shards
     description="LanceDB table of the pool's chunk vectors, kept in step with the lake shard "
                 "by shard (adds new, replaces changed, drops removed); exact search while "
                 "small, IVF-PQ above `index.exact_below` rows.",
@@ -75,7 +83,10 @@ def vector_index(context: dg.AssetExecutionContext, pipeline: PipelineResource):
 
 
 @dg.asset(
-    partitions_def=shards_partitions, deps=["anchors", "chunk_embeddings", "vector_index"],
+    op_tags=op_tags("cpu"),
+    partitions_def=shards_partitions, backfill_policy=PER_SHARD_BACKFILL,
+    deps=["anchors", "chunk_embeddings", "vector_index"],
+    retry_policy=TRANSIENT_RETRY, automation_condition=NIGHTLY_INCREMENTAL,
     group_name="retrieval", kinds={"lancedb", "parquet"},
     check_specs=[dg.AssetCheckSpec(NO_SELF_CHECK, asset="retrieval_candidates", blocking=True,
                                    description="no candidate comes from its root document")],

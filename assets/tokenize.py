@@ -9,14 +9,17 @@ from assets.common import read_shard_table, shard_key, write_shard_table
 from lakehouse import tables
 from models.registry import load_tokenizer
 from models.tokenize import tokenize_texts
-from orchestration.partitions import shards_partitions
+from orchestration.k8s import op_tags
+from orchestration.partitions import PER_SHARD_BACKFILL, shards_partitions
 from orchestration.resources import PipelineResource
 
 TOKEN_CHECK = "token_offsets_valid"
 
 
 @dg.asset(
-    partitions_def=shards_partitions, deps=["corpus_shards"], group_name="entropy",
+    op_tags=op_tags("cpu"),
+    partitions_def=shards_partitions, backfill_policy=PER_SHARD_BACKFILL,
+    deps=["corpus_shards"], group_name="entropy",
     kinds={"parquet", "python"},
     check_specs=[dg.AssetCheckSpec(TOKEN_CHECK, asset="tokenized_docs", blocking=True,
                                    description="one row per document; offsets inside the text")],

@@ -20,7 +20,13 @@ from lakehouse.planted_eval import pair_quality, planted_token_spans, span_quali
 from lakehouse.plots import split_histogram_png
 from lakehouse.storage import read_parquet
 from models.verification import group_pairs, verify_grouped
-from orchestration.partitions import shards_partitions
+from orchestration.k8s import op_tags
+from orchestration.partitions import (
+    NIGHTLY_INCREMENTAL,
+    PER_SHARD_BACKFILL,
+    TRANSIENT_RETRY,
+    shards_partitions,
+)
 from orchestration.resources import PipelineResource
 
 DI_CHECK = "delta_i_in_range"
@@ -60,7 +66,10 @@ def _planted_quality(pipeline: PipelineResource, corpus: str, shard: str, rows: 
 
 
 @dg.asset(
-    partitions_def=shards_partitions, deps=["retrieval_candidates", "tokenized_docs"],
+    op_tags=op_tags("gpu"),
+    partitions_def=shards_partitions, backfill_policy=PER_SHARD_BACKFILL,
+    deps=["retrieval_candidates", "tokenized_docs"],
+    retry_policy=TRANSIENT_RETRY, automation_condition=NIGHTLY_INCREMENTAL,
     group_name="verification", kinds={"pytorch", "parquet"}, pool="gpu",
     check_specs=[dg.AssetCheckSpec(DI_CHECK, asset="verified_dependencies", blocking=True,
                                    description="H and H' finite and >= 0, dI <= 1")],

@@ -112,6 +112,40 @@ class RetrievalSettings(_Strict):
     batch_size: int = Field(256, gt=0)
 
 
+def _gpu_resources() -> dict:
+    return {"limits": {"nvidia.com/gpu": 1, "memory": "64Gi"},
+            "requests": {"cpu": "8", "memory": "48Gi"}}
+
+
+class PodSettings(_Strict):
+    """How one kind of step pod is placed and sized (Kubernetes field names, as in a pod)."""
+
+    resources: dict = Field(default_factory=dict)
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    tolerations: list[dict] = Field(default_factory=list)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class KubernetesSettings(_Strict):
+    """Where steps run: in-process/multiprocess locally, one pod per step on a cluster."""
+
+    enabled: bool = False  # true: the Definitions use dagster-k8s's k8s_job_executor
+    namespace: str = "dagster"
+    image: str | None = None  # default: the user code deployment's image
+    image_pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    service_account_name: str | None = None
+    max_concurrent: int = Field(16, gt=0)  # step pods of one run at a time
+    env_secrets: list[str] = Field(default_factory=list)  # e.g. object-store credentials
+    gpu: PodSettings = PodSettings(
+        resources=_gpu_resources(),
+        node_selector={"nvidia.com/gpu.present": "true"},
+        tolerations=[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        # a GPU step holds hours of work: the autoscaler must not evict its pod
+        annotations={"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"})
+    cpu: PodSettings = PodSettings(
+        resources={"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"memory": "16Gi"}})
+
+
 class PipelineConfig(_Strict):
     lake: str = "lake"
     catalog: str | None = None  # default: <lake>/catalog.duckdb
@@ -125,6 +159,7 @@ class PipelineConfig(_Strict):
     retrieval: RetrievalSettings = RetrievalSettings()
     verification: VerificationSettings = VerificationSettings()
     packing: PackingSettings = PackingSettings()
+    kubernetes: KubernetesSettings = KubernetesSettings()
 
     @field_validator("corpora")
     @classmethod

@@ -8,3 +8,16 @@ SHARDS_PARTITION_NAME = "shards"
 
 # Keys are "<corpus>/<shard>"; the shard sensor (or `elong register`) adds them.
 shards_partitions = dg.DynamicPartitionsDefinition(name=SHARDS_PARTITION_NAME)
+
+# A backfill launches one run per shard: a GPU step holds one shard's work, a failed shard
+# fails alone and retries alone, and the per-shard assets read `context.partition_key`.
+PER_SHARD_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+
+# Transient failures (an object store timing out, a LanceDB commit conflict, a pre-empted
+# GPU) are retried with backoff; a corrupt shard fails the same way each attempt and then
+# stops, with its error on the step.
+TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=20, backoff=dg.Backoff.EXPONENTIAL)
+
+# Nightly: retrieval and verification run for the shards whose inputs all changed since the
+# last tick (new and changed shards, once the index holds them), not for every shard.
+NIGHTLY_INCREMENTAL = dg.AutomationCondition.on_cron("0 2 * * *")

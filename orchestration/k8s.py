@@ -1,0 +1,60 @@
+"""Kubernetes placement from configuration: op tags per step kind, and the executor.
+
+GPU steps get ``dagster-k8s/config`` tags that ask for ``nvidia.com/gpu``, land on GPU nodes
+(node selector, tolerations) and tell the cluster autoscaler not to evict them; CPU steps ask
+for CPU and memory only. The tags are read by dagster-k8s's ``k8s_job_executor`` when it
+launches a step's Job; locally they are inert.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import dagster as dg
+
+from orchestration.config import KubernetesSettings, PodSettings, load_config
+
+StepKind = Literal["gpu", "cpu"]
+
+
+def _pod_tags(pod: PodSettings) -> dict:
+    config: dict = {"container_config": {"resources": pod.resources}}
+    pod_spec: dict = {}
+    if pod.node_selector:
+        pod_spec["node_selector"] = pod.node_selector
+    if pod.tolerations:
+        pod_spec["tolerations"] = pod.tolerations
+    if pod_spec:
+        config["pod_spec_config"] = pod_spec
+    if pod.annotations:
+        config["pod_template_spec_metadata"] = {"annotations": pod.annotations}
+    return config
+
+
+def op_tags(kind: StepKind, settings: KubernetesSettings | None = None) -> dict:
+    """``{"dagster-k8s/config": ...}`` for a step of this kind, from the configuration.
+
+    Read once when the code location loads (``$ELONG_CONFIG``), like the rest of the
+    Definitions; a config that does not parse fails the load with its file name.
+    """
+    settings = settings or load_config().kubernetes
+    pod = settings.gpu if kind == "gpu" else settings.cpu
+    return {"dagster-k8s/config": _pod_tags(pod)}
+
+
+def executor(settings: KubernetesSettings | None = None) -> dg.ExecutorDefinition:
+    """k8s_job_executor (one pod per step) when enabled, else Dagster's multiprocess one."""
+    settings = settings or load_config().kubernetes
+    if not settings.enabled:
+        return dg.multiprocess_executor
+    from dagster_k8s import k8s_job_executor
+
+    config: dict = {"job_namespace": settings.namespace,
+                    "image_pull_policy": settings.image_pull_policy,
+                    "max_concurrent": settings.max_concurrent,
+                    "env_secrets": settings.env_secrets}
+    if settings.image:
+        config["job_image"] = settings.image
+    if settings.service_account_name:
+        config["service_account_name"] = settings.service_account_name
+    return k8s_job_executor.configured(config, name="k8s_step_executor")
