@@ -11,8 +11,6 @@ reader never sees half a catalog.
 from __future__ import annotations
 
 import glob as globlib
-import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from lakehouse import tables
-from lakehouse.storage import Lake, is_url
+from lakehouse.storage import Lake, clear_stale_temps, is_url, publish, temp_path
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
@@ -109,7 +107,8 @@ def build_catalog(lake: Lake, out_path: str, extra: Mapping[str, str] | None = N
                          "from object storage through httpfs, but its own file is local")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.tmp-{uuid.uuid4().hex[:12]}")
+    clear_stale_temps(out)
+    tmp = temp_path(out)
     try:
         con = duckdb.connect(str(tmp))
         try:
@@ -124,7 +123,7 @@ def build_catalog(lake: Lake, out_path: str, extra: Mapping[str, str] | None = N
                 "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()]
         finally:
             con.close()
-        os.replace(tmp, out)
+        publish(tmp, out)
     finally:
         for leftover in (tmp, Path(str(tmp) + ".wal")):
             if leftover.exists():

@@ -9,16 +9,14 @@ attention stays inside a span).
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from lakehouse.storage import TMP_MARK, is_url
+from lakehouse.storage import clear_stale_temps, is_url, publish, temp_path
 
 MDS_COLUMNS = {"input_ids": "ndarray:uint32", "indices": "ndarray:int64"}
 
@@ -62,14 +60,15 @@ def export_mds(sequences: pa.Table, out: str, size_limit: int = 1 << 26) -> str:
         return out
     target = Path(out)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}{TMP_MARK}{uuid.uuid4().hex[:12]}")
+    clear_stale_temps(target)
+    tmp = temp_path(target)
     try:
         with MDSWriter(out=str(tmp), columns=MDS_COLUMNS, size_limit=size_limit) as writer:
             for sample in _samples(sequences):
                 writer.write(sample)
         if target.exists():
             shutil.rmtree(target)
-        os.replace(tmp, target)
+        publish(tmp, target)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,36 @@ def join(root: str | os.PathLike, *parts: str) -> str:
     return "/".join([root, *parts])
 
 
+def temp_path(target: Path) -> Path:
+    """A private name beside ``target`` to write to before the rename.
+
+    The leading dot hides it from Arrow datasets and shell globs and the suffix keeps it
+    out of ``*.parquet`` patterns, so no reader ever sees a half-written file.
+    """
+    return target.with_name(f".{target.name}{TMP_MARK}{uuid.uuid4().hex[:12]}")
+
+
+def clear_stale_temps(target: Path) -> int:
+    """Remove what killed writers of ``target`` left behind; returns how many.
+
+    A SIGKILL gives the writer no chance to clean up, so the next writer of the same file
+    does it. Each lake file has one writer at a time (one run per partition and asset).
+    """
+    removed = 0
+    for stale in target.parent.glob(f".{target.name}{TMP_MARK}*"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+def publish(tmp: Path, target: Path) -> None:
+    """Move a finished temporary file into place in one step (rename on one filesystem)."""
+    os.replace(tmp, target)
+
+
 def atomic_write_bytes(path: str | os.PathLike, write: Callable[[io.IOBase], None]) -> str:
     """Write a file atomically: ``write`` receives a binary file object."""
     path = str(path)
@@ -46,13 +77,14 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[io.IOBase], Non
         return path
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f"{target.name}{TMP_MARK}{uuid.uuid4().hex[:12]}")
+    clear_stale_temps(target)
+    tmp = temp_path(target)
     try:
         with open(tmp, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
+        publish(tmp, target)
     finally:
         if tmp.exists():
             tmp.unlink()

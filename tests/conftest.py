@@ -98,3 +98,24 @@ def save_tiny_scorer(folder: Path, texts: list[str], vocab_size: int = 400) -> P
     make_tiny_llama(vocab_size=tok.get_vocab_size(), max_positions=1024,
                     init_std=0.3).save_pretrained(folder)
     return folder
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The small demo with a tiny random scorer, written and pointed at by ELONG_CONFIG."""
+    from lakehouse.demo import planted, write_demo_corpus
+    from orchestration.config import load_config
+
+    docs, _ = planted.generate(seed=3, n_stories=4, n_distractors=2)
+    scorer = save_tiny_scorer(tmp_path / "tiny-scorer", [d.text for d in docs])
+    path = write_config(tmp_path, SMALL_DEMO, models={"scorer": str(scorer)},
+                        scoring={"window": 0, "overlap": 64, "token_budget": 2048},
+                        chunking={"size": 48}, retrieval={"k": 3},
+                        # a random model's entropies pile up below ln V, so alpha 2 may keep
+                        # nothing; the mechanics need some anchors
+                        anchors={"alpha": 1.0},
+                        verification={"epsilon": 0.0}, packing={"target_length": 8192})
+    monkeypatch.setenv("ELONG_CONFIG", str(path))
+    for spec in load_config(path).corpus_specs():
+        write_demo_corpus(spec)
+    return path

@@ -98,3 +98,36 @@ def test_sensor_runs_new_shards_then_only_the_changed_one(tmp_path, monkeypatch)
     gone = _tick(instance, third.cursor)
     assert not gone.run_requests and "removed: logs/part-0" in gone.skip_reason.skip_message
     assert json.loads(gone.cursor)["removed"] == ["logs/part-0"]
+
+
+def test_a_failing_blocking_check_stops_its_downstream_assets(tmp_path, monkeypatch):
+    import assets.entropy
+
+    corpus = tmp_path / "corpora" / "logs"
+    corpus.mkdir(parents=True)
+    _write_shard(corpus, "part-0", TEXTS)
+    scorer = save_tiny_scorer(tmp_path / "tiny-scorer", TEXTS)
+    config = write_config(tmp_path, [{"name": "logs", "uri": "corpora/logs",
+                                      "format": "jsonl"}],
+                          models={"scorer": str(scorer)},
+                          scoring={"window": 0, "overlap": 64, "token_budget": 2048})
+    monkeypatch.setenv("ELONG_CONFIG", str(config))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("shards", ["logs/part-0"])
+    # Entropies above ln V are what a broken kernel would produce; shrinking the bound the
+    # check compares against makes every real entropy count as out of range.
+    monkeypatch.setattr(assets.entropy, "max_entropy", lambda vocab: -1.0)
+    res = dg.materialize(list(defs.assets),
+                         selection=["corpus_shards", "tokenized_docs", "entropy_profiles",
+                                    "anchors"],
+                         partition_key="logs/part-0", instance=instance,
+                         resources={"pipeline": PipelineResource(config_path=str(config))},
+                         raise_on_error=False)
+    assert not res.success
+    (check,) = [c for c in res.get_asset_check_evaluations()
+                if c.check_name == "entropy_in_range"]
+    assert not check.passed
+    assert _materialized(instance, "entropy_profiles") == {"logs/part-0": 1}
+    assert _materialized(instance, "anchors") == {}  # stopped by the blocking check
+    started = {e.step_key for e in res.all_events if e.event_type_value == "STEP_START"}
+    assert "entropy_profiles" in started and "anchors" not in started

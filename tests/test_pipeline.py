@@ -9,13 +9,11 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from lakehouse.demo import planted
 from orchestration.config import load_config
 from orchestration.definitions import defs
 from orchestration.discovery import configured_shards
 from orchestration.partitions import SHARDS_PARTITION_NAME
 from orchestration.resources import PipelineResource
-from tests.conftest import SMALL_DEMO, save_tiny_scorer, write_config
 
 SHARD_ASSETS = ["corpus_shards", "tokenized_docs", "entropy_profiles", "anchors", "chunks",
                 "chunk_embeddings"]
@@ -49,25 +47,6 @@ def run_pipeline(config_path: Path, instance: dg.DagsterInstance, verify: bool =
         run(["baseline_dataset"])
     run(["stats_catalog"])
     return checks
-
-
-@pytest.fixture
-def tiny_config(tmp_path, monkeypatch):
-    from lakehouse.demo import write_demo_corpus
-
-    docs, _ = planted.generate(seed=3, n_stories=4, n_distractors=2)
-    scorer = save_tiny_scorer(tmp_path / "tiny-scorer", [d.text for d in docs])
-    path = write_config(tmp_path, SMALL_DEMO, models={"scorer": str(scorer)},
-                        scoring={"window": 0, "overlap": 64, "token_budget": 2048},
-                        chunking={"size": 48}, retrieval={"k": 3},
-                        # a random model's entropies pile up below ln V, so alpha 2 may keep
-                        # nothing; the mechanics need some anchors
-                        anchors={"alpha": 1.0},
-                        verification={"epsilon": 0.0}, packing={"target_length": 8192})
-    monkeypatch.setenv("ELONG_CONFIG", str(path))
-    for spec in load_config(path).corpus_specs():
-        write_demo_corpus(spec)
-    return path
 
 
 @pytest.mark.slow  # loads MiniLM
