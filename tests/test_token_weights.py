@@ -1,0 +1,113 @@
+"""Token-weight math against the paper's equations 5-8 by hand; the chunked weighted loss
+against autograd on full logits."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from models.token_weights import (
+    dense_weights,
+    ignore_mask,
+    scores,
+    sparse_weights,
+    token_weights,
+)
+from models.weighted_loss import weighted_nll_sum
+
+# log-probs of 5 tokens: short context (n) and long context (N)
+SHORT = torch.tensor([[-2.0, -1.0, -3.0, -0.5, -4.0]])
+LONG = torch.tensor([[-1.0, -1.0, -0.5, -2.0, -4.5]])
+# w~ = log p(n) - log p(N) = -PMI (eq. 6)
+W = [-1.0, 0.0, -2.5, 1.5, 0.5]
+
+
+def test_score_variants_follow_the_definitions():
+    ln2 = math.log(2)
+    expect = {
+        "abs": [abs(x) for x in W],
+        "ppmi": [max(-x, 0) for x in W],          # PMI = -w~
+        "npmi": [max(x, 0) for x in W],
+        "sppmi": [max(-x - ln2, 0) for x in W],
+        "snpmi": [max(x - ln2, 0) for x in W],
+    }
+    for variant, want in expect.items():
+        got = scores(SHORT, LONG, variant, shift_k=2)
+        torch.testing.assert_close(got, torch.tensor([want]), msg=variant)
+    with pytest.raises(ValueError, match="k >= 2"):
+        scores(SHORT, LONG, "sppmi", shift_k=1)
+    with pytest.raises(ValueError, match="variant"):
+        scores(SHORT, LONG, "pmi")
+
+
+def test_dense_weights_normalise_to_n_then_interpolate():
+    s = torch.tensor([[1.0, 0.0, 2.5, 1.5, 0.5]])
+    valid = torch.tensor([[False, True, True, True, True]])  # position 0 never counts
+    lam = 0.75
+    n, total = 4, 0.0 + 2.5 + 1.5 + 0.5
+    want = [0.0] + [lam + (1 - lam) * n * x / total for x in [0.0, 2.5, 1.5, 0.5]]
+    got = dense_weights(s, valid, lam)
+    torch.testing.assert_close(got, torch.tensor([want]))
+    assert got.sum().item() == pytest.approx(n)  # interpolation keeps the sum at N
+    # all-zero scores: nothing to prefer, uniform weights
+    torch.testing.assert_close(dense_weights(torch.zeros(1, 5), valid, lam), valid.float())
+    torch.testing.assert_close(dense_weights(s, valid, 1.0), valid.float())  # lambda 1
+
+
+def test_sparse_weights_keep_the_top_fraction_with_stable_ties():
+    s = torch.tensor([[9.0, 3.0, 1.0, 3.0, 3.0, 0.0, 2.0, 3.0, 5.0, 4.0, 0.0]])
+    valid = torch.ones_like(s, dtype=torch.bool)
+    valid[0, 0] = False  # the 9.0 is ignored
+    kappa = 0.4  # 10 valid tokens -> 4 kept: 5.0, 4.0 and the two earliest 3.0s
+    got = sparse_weights(s, valid, kappa)
+    want = torch.zeros_like(s)
+    want[0, [8, 9, 1, 3]] = 1 / kappa
+    torch.testing.assert_close(got, want)
+    assert got.sum().item() == pytest.approx(10)
+    assert sparse_weights(s, torch.zeros_like(valid), kappa).sum() == 0
+
+
+def test_ignore_mask_drops_padding_and_each_units_first_label():
+    ids = torch.zeros(2, 8, dtype=torch.long)
+    mask = ignore_mask(ids, [[(0, 3), (3, 7)], [(0, 8)]])
+    assert mask[0].tolist() == [False, True, True, False, True, True, True, False]
+    assert mask[1].tolist() == [False] + [True] * 7
+    torch.testing.assert_close(token_weights(torch.rand(2, 8), mask, "uniform"), mask.float())
+
+
+def test_weights_carry_no_gradient():
+    short = SHORT.clone().requires_grad_()
+    s = scores(short, LONG)
+    assert not s.requires_grad
+    assert not dense_weights(s, torch.ones_like(s, dtype=torch.bool)).requires_grad
+
+
+@pytest.mark.parametrize("block", [1, 3, 64])
+def test_chunked_weighted_loss_and_gradient_equal_the_full_logits_reference(tiny_llama, block):
+    torch.manual_seed(0)
+    ids = torch.randint(0, 97, (2, 20))
+    w = torch.rand(2, 20) * 2  # non-uniform weights
+    w[:, 0] = 0
+
+    def run(chunked: bool):
+        tiny_llama.zero_grad()
+        hidden = tiny_llama.model(input_ids=ids).last_hidden_state
+        if chunked:
+            loss, nll = weighted_nll_sum(hidden, tiny_llama.lm_head, ids, w, block)
+        else:
+            logp = torch.log_softmax(tiny_llama.lm_head(hidden).float(), -1)
+            nll = -logp[:, :-1].gather(-1, ids[:, 1:, None]).squeeze(-1)
+            loss = (w[:, 1:] * nll).sum()
+        (loss / w[:, 1:].sum()).backward()
+        grads = [p.grad.clone() for p in tiny_llama.parameters() if p.grad is not None]
+        return loss.detach(), nll.detach(), grads
+
+    loss, nll, grads = run(True)
+    ref_loss, ref_nll, ref_grads = run(False)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(nll[:, 1:], ref_nll, rtol=1e-5, atol=1e-5)
+    assert torch.isnan(nll[:, 0]).all()
+    for g, r in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
