@@ -158,6 +158,15 @@ PACKED_SEQUENCES = pa.schema([
     ("n_pad", pa.int64()),
 ])
 
+TOKEN_WEIGHTS = pa.schema([
+    ("seq_id", pa.int64()),  # joins packed_dataset/<dataset>/sequences.parquet
+    ("logp_short", pa.list_(pa.float32())),  # log p'(n)(x_t | ...), NaN where unpredicted
+    ("full_context", pa.list_(pa.bool_())),  # scored in its unit's first window: score 0
+    ("scorer_id", pa.string()),
+    ("n", pa.int64()),
+    ("stride", pa.int64()),
+])
+
 PACKED_MANIFEST = pa.schema([
     ("seq_id", pa.int64()),
     ("unit_index", pa.int64()),  # position of the unit inside the sequence

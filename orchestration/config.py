@@ -106,6 +106,21 @@ class PackingSettings(_Strict):
     mds: bool = False  # also export MDS for ProLong-style trainers (needs the `mds` extra)
 
 
+class TokenWeightingSettings(_Strict):
+    """Token-weighted training (Helm et al.): the short-context scorer and the weights."""
+
+    scorer: str | None = None  # frozen short-context model; None: models.scorer
+    n: int = Field(0, ge=0)  # short context; 0: the scorer's native context
+    overlap: int | None = None  # context of tokens in later windows; None: n / 4
+    variant: Literal["abs", "ppmi", "npmi", "sppmi", "snpmi"] = "abs"
+    shift_k: float = Field(2.0, ge=2.0)  # the k of the shifted variants (minus ln k)
+    mode: Literal["uniform", "dense", "sparse"] = "sparse"
+    frozen: bool = True  # False: the model in training scores itself at context n
+    lam: float = Field(0.75, ge=0, le=1)  # dense: w = lam + (1 - lam) * norm(|s|)
+    kappa: float = Field(0.4, gt=0, le=1)  # sparse: kept fraction (paper: 0.4 frozen)
+    datasets: list[str] = ["entropylong", "baseline"]  # packed datasets to score
+
+
 class RetrievalSettings(_Strict):
     k: int = Field(8, gt=0)
     near_dup_cosine: float = Field(0.95, gt=0, le=1)
@@ -159,6 +174,7 @@ class PipelineConfig(_Strict):
     retrieval: RetrievalSettings = RetrievalSettings()
     verification: VerificationSettings = VerificationSettings()
     packing: PackingSettings = PackingSettings()
+    token_weighting: TokenWeightingSettings = TokenWeightingSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
 
     @field_validator("corpora")

@@ -114,7 +114,8 @@ def tiny_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                         # a random model's entropies pile up below ln V, so alpha 2 may keep
                         # nothing; the mechanics need some anchors
                         anchors={"alpha": 1.0},
-                        verification={"epsilon": 0.0}, packing={"target_length": 8192})
+                        verification={"epsilon": 0.0}, packing={"target_length": 8192},
+                        token_weighting={"n": 128})
     monkeypatch.setenv("ELONG_CONFIG", str(path))
     for spec in load_config(path).corpus_specs():
         write_demo_corpus(spec)

@@ -45,6 +45,7 @@ def run_pipeline(config_path: Path, instance: dg.DagsterInstance, verify: bool =
     if verify:
         run(["packed_dataset"])
         run(["baseline_dataset"])
+        run(["token_weights"])
     run(["stats_catalog"])
     return checks
 
@@ -149,3 +150,22 @@ def test_entropy_profiles_are_byte_identical_on_rerun(tiny_config):
         outputs.append(path.read_bytes())
     assert outputs[0] == outputs[1]
     assert pq.read_table(path).num_rows > 0
+
+
+def test_token_weights_join_the_packed_sequences_by_id(tiny_config):
+    run_pipeline(tiny_config, dg.DagsterInstance.ephemeral())
+    lake = Path(load_config(tiny_config).lake)
+    for dataset in ("entropylong", "baseline"):
+        seqs = pq.read_table(lake / f"packed_dataset/{dataset}/sequences.parquet").to_pylist()
+        weights = pq.read_table(lake / f"token_weights/{dataset}.parquet").to_pylist()
+        assert [w["seq_id"] for w in weights] == [s["seq_id"] for s in seqs]
+        for s, w in zip(seqs, weights, strict=True):
+            assert len(w["logp_short"]) == len(s["input_ids"]) and w["n"] == 128
+            assert w["stride"] == 96
+            # a unit longer than n is scored at short context past its first window; a
+            # shorter one is seen whole, as the long-context model sees it
+            for a, e in s["indices"]:
+                if e - a > 128:
+                    assert w["full_context"][a + 1] and not w["full_context"][e - 1]
+                else:
+                    assert all(w["full_context"][a + 1:e])

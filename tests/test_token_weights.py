@@ -111,3 +111,36 @@ def test_chunked_weighted_loss_and_gradient_equal_the_full_logits_reference(tiny
     assert torch.isnan(nll[:, 0]).all()
     for g, r in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-6)
+
+
+def test_short_context_scores_are_zero_in_the_first_window_and_match_a_direct_forward(
+        tiny_llama):
+    import numpy as np
+
+    from models.scoring import plan_windows
+    from models.short_context import short_context_logprobs
+
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 97, (1, 110))
+    spans = [[(0, 100), (100, 110)]]  # two units; the second is shorter than n
+    n, overlap = 32, 8
+    logp, full = short_context_logprobs(tiny_llama, ids, spans, n, overlap, token_budget=64)
+    with torch.no_grad():
+        long = torch.log_softmax(tiny_llama(torch.as_tensor(ids[:, :100])).logits.float(), -1)
+    long_logp = long[0, :-1].gather(-1, torch.as_tensor(ids[0, 1:100])[:, None])[:, 0].numpy()
+    # first window of a unit: the same context as the long model, score 0 by definition
+    assert full[0, 1:32].all() and not full[0, 32:100].any() and full[0, 101:110].all()
+    s = scores(torch.as_tensor(logp[:, 1:100]), torch.as_tensor(long_logp[None]))
+    s = torch.where(torch.as_tensor(full[:, 1:100]), torch.zeros_like(s), s)
+    assert (s[0, :31] == 0).all() and (s[0, 31:] > 0).any()
+    np.testing.assert_allclose(logp[0, 1:32], long_logp[:31], atol=1e-4)
+    # later tokens: a direct forward over their window alone, never the full unit
+    windows = plan_windows([100], n, overlap)
+    for t in range(32, 100):
+        (w,) = [w for w in windows if w.score_from <= t < w.end]
+        assert overlap <= t - w.start < n
+        with torch.no_grad():
+            direct = torch.log_softmax(
+                tiny_llama(torch.as_tensor(ids[:, w.start:t])).logits.float()[0, -1], -1)
+        assert logp[0, t] == pytest.approx(direct[ids[0, t]].item(), abs=1e-4)
+    assert np.isnan(logp[0, [0, 100]]).all()  # each unit's first token predicts nothing

@@ -1,0 +1,48 @@
+"""Short-context log-probs for token weighting: the scorer sees at most n tokens of a unit.
+
+Both the frozen scorer (precomputed once per packed dataset) and the unfrozen one (the
+model in training, cut to context n, no gradient) use this. Each unit of a packed sequence
+is scored on its own, because attention never crosses a unit boundary: with windows of n
+tokens and ``overlap`` (the paper: n/4, e.g. 8192 with stride 6144), every token is scored
+once with at least ``overlap`` tokens of context. Tokens in a unit's first window see their
+whole unit, exactly as the long-context model does: their short/long score is 0 by
+definition, and ``full_context`` marks them so the caller can set it without relying on
+two forwards agreeing to the last bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from models.scoring import ScoringConfig, Window, plan_windows, score_windows
+
+
+def unit_windows(unit_lengths: Sequence[int], n: int, overlap: int) -> list[Window]:
+    """The scoring windows of each unit (Window.seq indexes ``unit_lengths``)."""
+    return plan_windows(unit_lengths, n, overlap)
+
+
+def short_context_logprobs(model, input_ids: np.ndarray,
+                           unit_spans: Sequence[Sequence[tuple[int, int]]], n: int,
+                           overlap: int, token_budget: int = 16384, block_size: int = 1024
+                           ) -> tuple[np.ndarray, np.ndarray]:
+    """(log p'(n)(x_t | context) [B, T] float32, full_context [B, T] bool).
+
+    NaN where nothing is predicted: padding and the first token of each unit.
+    """
+    input_ids = np.asarray(input_ids)
+    logp = np.full(input_ids.shape, np.nan, np.float32)
+    full = np.zeros(input_ids.shape, bool)
+    units = [(b, a, e) for b, spans in enumerate(unit_spans) for a, e in spans if e - a >= 2]
+    seqs = [input_ids[b, a:e].astype(np.int64) for b, a, e in units]
+    windows = unit_windows([len(s) for s in seqs], n, overlap)
+    cfg = ScoringConfig(window=n, overlap=overlap, token_budget=max(token_budget, n),
+                        block_size=block_size)
+    for w, _, nll in score_windows(model, seqs, windows, cfg):
+        b, a, _ = units[w.seq]
+        logp[b, a + w.score_from:a + w.end] = -nll
+        if w.start == 0:
+            full[b, a + w.score_from:a + w.end] = True
+    return logp, full
