@@ -15,6 +15,7 @@ def _ground_truth_relation(pipeline: PipelineResource) -> str:
 @dg.asset(
     op_tags=op_tags("cpu"),
     deps=["corpus_shards", "entropy_profiles", "anchors", "chunks", "retrieval_candidates",
+          "trained_model", "evaluation",
           "verified_dependencies", "packed_dataset", "baseline_dataset"],
     group_name="catalog",
     kinds={"duckdb", "sql"},

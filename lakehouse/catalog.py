@@ -45,6 +45,8 @@ SOURCES: dict[str, Source] = {
     "retrieval_candidates": Source("retrieval_candidates", tables.RETRIEVAL_CANDIDATES),
     "verified_dependencies": Source("verified_dependencies", tables.VERIFIED_DEPENDENCIES),
     "packed_manifest": Source("packed_dataset", tables.PACKED_MANIFEST, "*/manifest.parquet"),
+    "training_metrics": Source("trained_model", tables.TRAINING_METRICS, "*/metrics.parquet"),
+    "evaluation_results": Source("evaluation", tables.EVALUATION_RESULTS, "*.parquet"),
 }
 GROUND_TRUTH = tables.GROUND_TRUTH
 

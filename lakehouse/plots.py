@@ -59,3 +59,17 @@ def split_histogram_png(values: np.ndarray, split: np.ndarray, labels: tuple[str
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
     return _png(fig)
+
+
+def curves_png(x: np.ndarray, series: dict[str, np.ndarray], title: str, xlabel: str,
+               ylabel: str) -> bytes:
+    """Line plot of a few named series over a shared x (loss curves, metrics by bucket)."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for i, (label, y) in enumerate(series.items()):
+        ax.plot(x, y, marker="o", ms=3, label=label,
+                color=["#4878a8", "#c03030", "#30a030", "#e08020"][i % 4])
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return _png(fig)

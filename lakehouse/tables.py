@@ -158,6 +158,35 @@ PACKED_SEQUENCES = pa.schema([
     ("n_pad", pa.int64()),
 ])
 
+TRAINING_METRICS = pa.schema([
+    ("run", pa.string()),
+    ("step", pa.int64()),  # 0-based optimizer step
+    ("loss_weighted", pa.float64()),  # sum(w * nll) / counted tokens of the step
+    ("loss_unweighted", pa.float64()),  # mean NLL of the counted tokens
+    ("tokens", pa.int64()),
+    ("weight_mean", pa.float64()),
+    ("weight_std", pa.float64()),
+    ("weight_max", pa.float64()),
+    ("weight_nonzero", pa.float64()),  # fraction of counted tokens with weight > 0
+    ("lr", pa.float64()),
+    ("seconds", pa.float64()),
+    ("position_buckets", pa.list_(pa.string())),  # "lo-hi": position inside the unit
+    ("bucket_loss", pa.list_(pa.float64())),
+])
+
+EVALUATION_RESULTS = pa.schema([
+    ("run", pa.string()),
+    ("dataset", pa.string()),  # entropylong | baseline
+    ("mode", pa.string()),  # uniform | dense | sparse
+    ("frozen", pa.bool_()),
+    ("task", pa.string()),  # a RULER task, or heldout_ppl
+    ("length", pa.int64()),  # RULER sequence length, or the bucket's upper position
+    ("metric", pa.string()),
+    ("filter", pa.string()),
+    ("value", pa.float64()),
+    ("tokens", pa.int64()),  # held-out tokens behind a perplexity (0 for RULER)
+])
+
 TOKEN_WEIGHTS = pa.schema([
     ("seq_id", pa.int64()),  # joins packed_dataset/<dataset>/sequences.parquet
     ("logp_short", pa.list_(pa.float32())),  # log p'(n)(x_t | ...), NaN where unpredicted

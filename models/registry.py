@@ -213,3 +213,34 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def build_tiny_llama(tokenizer_source: str, layers: int, hidden: int, seed: int = 0):
+    """A small randomly initialised Llama with the given scorer's tokenizer and vocabulary:
+    the `tiny:<layers>x<hidden>` training model, for quick runs on a CPU."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer, _ = load_tokenizer(tokenizer_source)
+    torch.manual_seed(seed)
+    heads = max(1, hidden // 32)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden,
+                         intermediate_size=4 * hidden, num_hidden_layers=layers,
+                         num_attention_heads=heads, num_key_value_heads=heads,
+                         max_position_embeddings=131072, tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)
+    return LlamaForCausalLM(config), tokenizer
+
+
+def load_training_model(spec: str, scorer: str, dtype: str = "float32", seed: int = 0):
+    """``(model, tokenizer)`` to train: a scorer spec, or ``tiny:<layers>x<hidden>``."""
+    if spec.startswith("tiny:"):
+        try:
+            layers, hidden = (int(x) for x in spec[5:].split("x"))
+        except ValueError as exc:
+            raise ValueError(f"training model {spec!r}: expected tiny:<layers>x<hidden>, "
+                             "e.g. tiny:2x128") from exc
+        return build_tiny_llama(scorer, layers, hidden, seed)
+    return load_scorer(spec, dtype=dtype)
+

@@ -2,7 +2,7 @@
 
   elong demo-corpora   write the demo corpora's shard files (deterministic; idempotent)
   elong register       add a partition for every shard found in the configured corpora
-  elong partitions     print the partition keys, one per line
+  elong partitions     print the shard partition keys (--runs: training runs), one per line
   elong queries        run the canned SQL queries of sql/queries on the catalog
 """
 
@@ -16,7 +16,7 @@ from lakehouse.catalog import SQL_DIR, query
 from lakehouse.demo import write_demo_corpus
 from orchestration.config import load_config
 from orchestration.discovery import configured_shards
-from orchestration.partitions import SHARDS_PARTITION_NAME
+from orchestration.partitions import RUNS_PARTITION_NAME, SHARDS_PARTITION_NAME
 
 
 def cmd_demo_corpora(args: argparse.Namespace) -> int:
@@ -31,19 +31,25 @@ def cmd_demo_corpora(args: argparse.Namespace) -> int:
 def cmd_register(args: argparse.Namespace) -> int:
     import dagster as dg
 
-    keys = [r.key for r in configured_shards(load_config(args.config))]
+    config = load_config(args.config)
+    wanted = {SHARDS_PARTITION_NAME: [r.key for r in configured_shards(config)],
+              RUNS_PARTITION_NAME: [r.name for r in config.training.runs]}
     with dg.DagsterInstance.get() as instance:
-        known = set(instance.get_dynamic_partitions(SHARDS_PARTITION_NAME))
-        new = [k for k in keys if k not in known]
-        if new:
-            instance.add_dynamic_partitions(SHARDS_PARTITION_NAME, new)
-    print(f"{len(keys)} shard partition(s), {len(new)} new")
+        for name, keys in wanted.items():
+            known = set(instance.get_dynamic_partitions(name))
+            new = [k for k in keys if k not in known]
+            if new:
+                instance.add_dynamic_partitions(name, new)
+            print(f"{name}: {len(keys)} partition(s), {len(new)} new")
     return 0
 
 
 def cmd_partitions(args: argparse.Namespace) -> int:
-    for ref in configured_shards(load_config(args.config)):
-        print(ref.key)
+    config = load_config(args.config)
+    keys = [r.name for r in config.training.runs] if args.runs else \
+        [r.key for r in configured_shards(config)]
+    for key in keys:
+        print(key)
     return 0
 
 
@@ -73,7 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, fn in [("demo-corpora", cmd_demo_corpora), ("register", cmd_register),
                      ("partitions", cmd_partitions), ("queries", cmd_queries)]:
-        sub.add_parser(name).set_defaults(fn=fn)
+        cmd = sub.add_parser(name)
+        cmd.set_defaults(fn=fn)
+        if name == "partitions":
+            cmd.add_argument("--runs", action="store_true",
+                             help="training run names instead of shard keys")
     args = parser.parse_args(argv)
     return args.fn(args)
 

@@ -8,6 +8,7 @@ folder that holds it, so the same file works from any working directory.
 from __future__ import annotations
 
 import os
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -121,6 +122,61 @@ class TokenWeightingSettings(_Strict):
     datasets: list[str] = ["entropylong", "baseline"]  # packed datasets to score
 
 
+class TrainingRun(_Strict):
+    """One training run: which packed data, which loss. Runs are the `trained_model` and
+    `evaluation` partitions, so they can be compared side by side."""
+
+    name: str
+    dataset: Literal["entropylong", "baseline"] = "entropylong"
+    mode: Literal["uniform", "dense", "sparse"] = "uniform"
+    frozen: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _plain(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", v):
+            raise ValueError(f"run name {v!r}: use letters, digits, '.', '_' and '-' only")
+        return v
+
+
+class TrainingSettings(_Strict):
+    """Continued pretraining with DeepSpeed (models.training.TrainSettings per run)."""
+
+    model: str | None = None  # None: models.scorer; "tiny:<layers>x<hidden>": a small random
+    # Llama with the scorer's tokenizer, for a quick run on a CPU
+    runs: list[TrainingRun] = [TrainingRun(name="entropylong-sparse", mode="sparse"),
+                               TrainingRun(name="baseline-uniform", dataset="baseline")]
+    steps: int = Field(240, gt=0)
+    micro_batch: int = Field(1, gt=0)
+    grad_accum: int = Field(1, gt=0)
+    lr: float = Field(2e-5, gt=0)
+    warmup_steps: int = Field(20, ge=0)
+    zero_stage: int = Field(3, ge=0, le=3)
+    rope_theta: float | None = None  # e.g. 15.3e6 for Llama-3 8K -> 32K
+    bf16: bool = False
+    block_size: int = Field(1024, gt=0)
+    seed: int = 0
+    checkpoint_every: int = Field(50, ge=0)
+    heldout_sequences: int = Field(1, ge=0)  # last packed sequences kept for evaluation
+
+    @field_validator("runs")
+    @classmethod
+    def _unique_runs(cls, v: list[TrainingRun]) -> list[TrainingRun]:
+        names = [r.name for r in v]
+        if len(set(names)) != len(names):
+            raise ValueError(f"training run names must be unique: {names}")
+        return v
+
+
+class EvaluationSettings(_Strict):
+    """RULER tasks of lm-evaluation-harness that need no download, and held-out perplexity."""
+
+    tasks: list[str] = ["niah_single_1", "niah_multikey_2", "niah_multikey_3", "ruler_vt",
+                        "ruler_cwe", "ruler_fwe"]
+    lengths: list[int] = [4096]
+    limit: int = Field(25, gt=0)  # samples per task and length
+
+
 class RetrievalSettings(_Strict):
     k: int = Field(8, gt=0)
     near_dup_cosine: float = Field(0.95, gt=0, le=1)
@@ -175,6 +231,8 @@ class PipelineConfig(_Strict):
     verification: VerificationSettings = VerificationSettings()
     packing: PackingSettings = PackingSettings()
     token_weighting: TokenWeightingSettings = TokenWeightingSettings()
+    training: TrainingSettings = TrainingSettings()
+    evaluation: EvaluationSettings = EvaluationSettings()
     kubernetes: KubernetesSettings = KubernetesSettings()
 
     @field_validator("corpora")

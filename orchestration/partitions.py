@@ -9,6 +9,10 @@ SHARDS_PARTITION_NAME = "shards"
 # Keys are "<corpus>/<shard>"; the shard sensor (or `elong register`) adds them.
 shards_partitions = dg.DynamicPartitionsDefinition(name=SHARDS_PARTITION_NAME)
 
+# Training runs (`training.runs` in the config); `elong register` adds them.
+RUNS_PARTITION_NAME = "training_runs"
+runs_partitions = dg.DynamicPartitionsDefinition(name=RUNS_PARTITION_NAME)
+
 # A backfill launches one run per shard: a GPU step holds one shard's work, a failed shard
 # fails alone and retries alone, and the per-shard assets read `context.partition_key`.
 PER_SHARD_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)

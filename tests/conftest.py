@@ -93,8 +93,9 @@ def save_tiny_scorer(folder: Path, texts: list[str], vocab_size: int = 400) -> P
     tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(texts, trainers.BpeTrainer(
         vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        special_tokens=["<pad>"]))
-    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>").save_pretrained(folder)
+        special_tokens=["<pad>", "<s>", "</s>"]))
+    PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>",
+                            eos_token="</s>").save_pretrained(folder)
     make_tiny_llama(vocab_size=tok.get_vocab_size(), max_positions=1024,
                     init_std=0.3).save_pretrained(folder)
     return folder
@@ -115,7 +116,14 @@ def tiny_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                         # nothing; the mechanics need some anchors
                         anchors={"alpha": 1.0},
                         verification={"epsilon": 0.0}, packing={"target_length": 8192},
-                        token_weighting={"n": 128})
+                        token_weighting={"n": 128},
+                        training={"model": "tiny:2x32", "steps": 3, "lr": 1e-3,
+                                  "warmup_steps": 0, "zero_stage": 0, "checkpoint_every": 2,
+                                  "runs": [{"name": "entropylong-sparse", "mode": "sparse"},
+                                           {"name": "baseline-uniform",
+                                            "dataset": "baseline"}]},
+                        evaluation={"tasks": ["niah_single_1"], "lengths": [512],
+                                    "limit": 1})
     monkeypatch.setenv("ELONG_CONFIG", str(path))
     for spec in load_config(path).corpus_specs():
         write_demo_corpus(spec)

@@ -19,7 +19,8 @@ from orchestration.config import KubernetesSettings, load_config
 from orchestration.definitions import defs
 from orchestration.k8s import executor, op_tags
 
-GPU_ASSETS = {"entropy_profiles", "verified_dependencies", "token_weights"}
+GPU_ASSETS = {"entropy_profiles", "verified_dependencies", "token_weights", "trained_model",
+              "evaluation"}
 IMAGE = "ghcr.io/example/entropylong:0.1.0"
 
 

@@ -12,17 +12,19 @@ import pytest
 from orchestration.config import load_config
 from orchestration.definitions import defs
 from orchestration.discovery import configured_shards
-from orchestration.partitions import SHARDS_PARTITION_NAME
+from orchestration.partitions import RUNS_PARTITION_NAME, SHARDS_PARTITION_NAME
 from orchestration.resources import PipelineResource
 
 SHARD_ASSETS = ["corpus_shards", "tokenized_docs", "entropy_profiles", "anchors", "chunks",
                 "chunk_embeddings"]
 
 
-def run_pipeline(config_path: Path, instance: dg.DagsterInstance, verify: bool = True) -> list:
+def run_pipeline(config_path: Path, instance: dg.DagsterInstance, verify: bool = True,
+                 train: bool = False) -> list:
     """Materialize every asset the way `make demo` does; returns all check evaluations.
 
-    ``verify=False`` stops before `verified_dependencies` (stages 1-2 only).
+    ``verify=False`` stops before `verified_dependencies` (stages 1-2 only); ``train=True``
+    also trains and evaluates every configured run.
     """
     assets = list(defs.assets)
     resources = {"pipeline": PipelineResource(config_path=str(config_path))}
@@ -46,6 +48,11 @@ def run_pipeline(config_path: Path, instance: dg.DagsterInstance, verify: bool =
         run(["packed_dataset"])
         run(["baseline_dataset"])
         run(["token_weights"])
+    if verify and train:
+        runs = [r.name for r in load_config(config_path).training.runs]
+        instance.add_dynamic_partitions(RUNS_PARTITION_NAME, runs)
+        for name in runs:
+            run(["trained_model", "evaluation"], name)
     run(["stats_catalog"])
     return checks
 
@@ -169,3 +176,22 @@ def test_token_weights_join_the_packed_sequences_by_id(tiny_config):
                     assert w["full_context"][a + 1] and not w["full_context"][e - 1]
                 else:
                     assert all(w["full_context"][a + 1:e])
+
+
+@pytest.mark.slow  # lm-eval's RULER generation on a tiny model
+def test_training_runs_and_their_evaluation_land_in_one_table(tiny_config):
+    checks = run_pipeline(tiny_config, dg.DagsterInstance.ephemeral(), train=True)
+    assert all(c.passed for c in checks)
+    con = duckdb.connect(load_config(tiny_config).catalog_path, read_only=True)
+    steps = con.execute("SELECT run, count(*), bool_and(isfinite(loss_unweighted)), "
+                        "max(weight_nonzero) FROM training_metrics GROUP BY run ORDER BY run"
+                        ).fetchall()
+    assert [s[:3] for s in steps] == [("baseline-uniform", 3, True),
+                                     ("entropylong-sparse", 3, True)]
+    assert steps[1][3] < 0.5  # sparse: kappa 0.4 of the tokens carry the loss
+    tasks = con.execute("SELECT run, task, metric FROM run_comparison ORDER BY ALL").fetchall()
+    for name in ("baseline-uniform", "entropylong-sparse"):
+        assert (name, "niah_single_1", "score") in tasks
+        assert any(t[0] == name and t[1] == "heldout_ppl" for t in tasks)
+    lake = Path(load_config(tiny_config).lake)
+    assert (lake / "trained_model/entropylong-sparse/model/config.json").exists()

@@ -1,0 +1,195 @@
+"""`trained_model` and `evaluation`: token-weighted continued pretraining on the packed data,
+and RULER plus held-out perplexity, one partition per configured training run."""
+
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import dagster as dg
+import numpy as np
+
+from assets.common import image, lake_dataset, torch_device
+from lakehouse import tables
+from lakehouse.demo.pystdlib import generate as stdlib_prose
+from lakehouse.plots import curves_png
+from lakehouse.storage import exists, is_url, read_parquet, write_parquet
+from models.evaluation import ensure_punkt_tab, perplexity_by_position, run_ruler
+from models.packed_data import PackedData
+from models.registry import load_training_model, model_cache_dir
+from models.training import (
+    POSITION_BUCKETS,
+    StepMetrics,
+    TrainSettings,
+    build_engine,
+    resume,
+    train,
+)
+from orchestration.k8s import op_tags
+from orchestration.partitions import runs_partitions
+from orchestration.resources import PipelineResource
+
+
+def _run(pipeline: PipelineResource, name: str):
+    for run in pipeline.settings.training.runs:
+        if run.name == name:
+            return run
+    raise KeyError(f"training run {name!r} is not in the configuration")
+
+
+def _train_settings(pipeline: PipelineResource, run) -> TrainSettings:
+    t = pipeline.settings.training
+    tw = pipeline.settings.token_weighting
+    return TrainSettings(mode=run.mode, frozen=run.frozen, variant=tw.variant,
+                         shift_k=tw.shift_k, lam=tw.lam, kappa=tw.kappa, n=tw.n or 8192,
+                         overlap=tw.overlap, steps=t.steps, micro_batch=t.micro_batch,
+                         grad_accum=t.grad_accum, lr=t.lr, warmup_steps=t.warmup_steps,
+                         zero_stage=t.zero_stage, rope_theta=t.rope_theta,
+                         block_size=t.block_size, seed=t.seed,
+                         checkpoint_every=t.checkpoint_every, bf16=t.bf16)
+
+
+def _packed(pipeline: PipelineResource, dataset: str, with_weights: bool) -> PackedData:
+    seqs = lake_dataset(pipeline, "packed_dataset", dataset, "sequences.parquet").to_table(
+        columns=["seq_id", "input_ids", "indices"]).to_pylist()
+    weights = None
+    if with_weights:
+        path = pipeline.lake.path("token_weights", f"{dataset}.parquet")
+        if not exists(path):
+            raise FileNotFoundError(f"{path} missing: frozen token weighting needs the "
+                                    "token_weights asset for this dataset")
+        weights = read_parquet(path, ["seq_id", "logp_short", "full_context"]).to_pylist()
+    return PackedData.from_rows(seqs, weights)
+
+
+def _local_dir(pipeline: PipelineResource, *parts: str) -> Path:
+    root = pipeline.lake.root
+    if is_url(root):
+        raise ValueError("trained_model keeps checkpoints on a local or mounted path; set "
+                         "`lake` to a mounted volume for training runs")
+    return Path(root).joinpath(*parts)
+
+
+def _save_hf(engine, tokenizer, target: Path, zero_stage: int) -> None:
+    """A Hugging Face folder of the trained weights, written beside ``target`` and renamed."""
+    import deepspeed
+
+    module = engine.module
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        if zero_stage == 3:
+            params = list(module.parameters())
+            with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
+                state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+            module.save_pretrained(tmp, state_dict=state)
+        else:
+            module.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.rename(target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+@dg.asset(
+    op_tags=op_tags("gpu"),
+    partitions_def=runs_partitions, deps=["packed_dataset", "baseline_dataset", "token_weights"],
+    group_name="training", kinds={"pytorch", "deepspeed"}, pool="gpu",
+    description="Continued pretraining of the configured model on one packed dataset with "
+                "DeepSpeed and the run's loss (uniform, dense or sparse; frozen or unfrozen "
+                "scores); a Hugging Face checkpoint, DeepSpeed checkpoints for resume, and "
+                "per-step metrics.",
+)
+def trained_model(context: dg.AssetExecutionContext, pipeline: PipelineResource):
+    settings = pipeline.settings
+    run = _run(pipeline, context.partition_key)
+    ts = _train_settings(pipeline, run)
+    data = _packed(pipeline, run.dataset, run.mode != "uniform" and run.frozen)
+    train_data, heldout = data.split(settings.training.heldout_sequences)
+    if not len(train_data):
+        raise ValueError(f"run {run.name}: packed dataset {run.dataset} has no sequences")
+    out = _local_dir(pipeline, "trained_model", run.name)
+    ckpt = out / "deepspeed"
+    metrics_path = out / "metrics.parquet"
+    model, tokenizer = load_training_model(settings.training.model or settings.models.scorer,
+                                           settings.models.scorer, seed=ts.seed)
+    engine = build_engine(model, ts)
+    start = resume(engine, str(ckpt)) if ckpt.exists() else 0
+    earlier = [r for r in read_parquet(metrics_path).to_pylist() if r["step"] < start] \
+        if start and metrics_path.exists() else []
+    context.log.info(f"run {run.name}: {len(train_data)} sequences of {run.dataset} "
+                     f"({len(heldout)} held out), {run.mode} "
+                     f"{'frozen' if run.frozen else 'unfrozen'}, steps {start}..{ts.steps}")
+    t0 = time.perf_counter()
+
+    def log(m: StepMetrics) -> None:
+        context.log.info(f"step {m.step + 1}/{ts.steps}: loss {m.loss_unweighted:.4f} "
+                         f"(weighted {m.loss_weighted:.4f}), {m.tokens / m.seconds:,.0f} "
+                         f"tokens/s, weights mean {m.weight_mean:.2f} max {m.weight_max:.2f}")
+
+    history = train(engine, ts, train_data.batch, len(train_data), str(ckpt), start, log)
+    rows = earlier + [{**{k: v for k, v in asdict(m).items() if k != "loss_by_position"},
+                       "position_buckets": list(m.loss_by_position),
+                       "bucket_loss": list(m.loss_by_position.values())} for m in history]
+    out.mkdir(parents=True, exist_ok=True)
+    write_parquet(tables.from_rows([{**r, "run": run.name} for r in rows],
+                                   tables.TRAINING_METRICS), metrics_path)
+    _save_hf(engine, tokenizer, out / "model", ts.zero_stage)
+    steps = np.array([r["step"] + 1 for r in rows])
+    meta = {"run": run.name, "dataset": run.dataset, "mode": run.mode, "frozen": run.frozen,
+            "steps": int(ts.steps), "resumed_from_step": start,
+            "final_loss": float(rows[-1]["loss_unweighted"]) if rows else float("nan"),
+            "seconds": time.perf_counter() - t0, "settings": dg.MetadataValue.json(asdict(ts)),
+            "model": dg.MetadataValue.path(str(out / "model")),
+            "metrics": dg.MetadataValue.path(str(metrics_path))}
+    if rows:
+        meta["loss_curve"] = image(curves_png(steps, {
+            "unweighted": np.array([r["loss_unweighted"] for r in rows]),
+            "weighted": np.array([r["loss_weighted"] for r in rows])},
+            f"{run.name}: training loss", "step", "loss per counted token"), "loss curve")
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(
+    op_tags=op_tags("gpu"),
+    partitions_def=runs_partitions, deps=["trained_model"], group_name="training",
+    kinds={"pytorch"}, pool="gpu",
+    description="RULER (lm-evaluation-harness, offline tasks) at the configured lengths and "
+                "held-out perplexity by position, for one trained run; one results table "
+                "across runs in the catalog (`evaluation_results`).",
+)
+def evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResource):
+    settings = pipeline.settings
+    run = _run(pipeline, context.partition_key)
+    model_dir = _local_dir(pipeline, "trained_model", run.name, "model")
+    if not (model_dir / "config.json").exists():
+        raise FileNotFoundError(f"{model_dir}: materialize trained_model for run {run.name}")
+    ev = settings.evaluation
+    device = torch_device(settings.scoring.device)
+    nltk_data = ensure_punkt_tab(model_cache_dir() / "nltk_data",
+                                 (d["text"] for d in stdlib_prose(n_docs=300, max_chars=20000)))
+    t0 = time.perf_counter()
+    rows = run_ruler(str(model_dir), ev.tasks, ev.lengths, ev.limit, nltk_data, device)
+    context.log.info(f"RULER: {len(rows)} scores in {time.perf_counter() - t0:.0f} s")
+    _, heldout = _packed(pipeline, run.dataset, False).split(
+        settings.training.heldout_sequences)
+    if len(heldout):
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(str(model_dir)).to(device)
+        rows += perplexity_by_position(model, heldout.input_ids, heldout.spans,
+                                       POSITION_BUCKETS, device, settings.training.block_size)
+    table = tables.from_rows([{"run": run.name, "dataset": run.dataset, "mode": run.mode,
+                               "frozen": run.frozen, "tokens": r.get("tokens", 0), **r}
+                              for r in rows], tables.EVALUATION_RESULTS)
+    path = pipeline.lake.path("evaluation", f"{run.name}.parquet")
+    write_parquet(table, path)
+    md = "\n".join(["| task | length | metric | value |", "|---|---|---|---|"]
+                   + [f"| {r['task']} | {r['length']} | {r['metric']} | {r['value']:.4f} |"
+                      for r in rows])
+    return dg.MaterializeResult(metadata={"results": dg.MetadataValue.md(md),
+                                          "rows": len(rows), "path": dg.MetadataValue.path(path)})
+
