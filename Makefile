@@ -47,7 +47,8 @@ demo: setup models
 	for key in $$keys; do run $(SHARD_ASSETS) --partition "$$key"; done; \
 	run vector_index; \
 	for key in $$keys; do run retrieval_candidates,verified_dependencies --partition "$$key"; done; \
-	run packed_dataset,baseline_dataset; \
+	run packed_dataset,baseline_dataset,token_weights; \
+	for name in $$($(ELONG) partitions --runs); do run trained_model,evaluation --partition "$$name"; done; \
 	run stats_catalog; \
 	$(ELONG) queries; \
 	echo; echo "demo finished in $$(( $$(date +%s) - start )) s"; \

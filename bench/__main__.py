@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 
-BENCHMARKS = ["ingest", "entropy", "retrieval", "planted", "verification", "packing"]
+BENCHMARKS = ["ingest", "entropy", "retrieval", "planted", "verification", "packing",
+              "training"]
 
 
 def main() -> None:

@@ -145,6 +145,7 @@ class TrainingSettings(_Strict):
     model: str | None = None  # None: models.scorer; "tiny:<layers>x<hidden>": a small random
     # Llama with the scorer's tokenizer, for a quick run on a CPU
     runs: list[TrainingRun] = [TrainingRun(name="entropylong-sparse", mode="sparse"),
+                               TrainingRun(name="entropylong-uniform"),
                                TrainingRun(name="baseline-uniform", dataset="baseline")]
     steps: int = Field(240, gt=0)
     micro_batch: int = Field(1, gt=0)
