@@ -195,3 +195,13 @@ def test_training_runs_and_their_evaluation_land_in_one_table(tiny_config):
         assert any(t[0] == name and t[1] == "heldout_ppl" for t in tasks)
     lake = Path(load_config(tiny_config).lake)
     assert (lake / "trained_model/entropylong-sparse/model/config.json").exists()
+
+
+def test_every_canned_query_runs_on_the_catalog(tiny_config):
+    from lakehouse.catalog import SQL_DIR, query
+
+    run_pipeline(tiny_config, dg.DagsterInstance.ephemeral())
+    catalog = load_config(tiny_config).catalog_path
+    for path in sorted((SQL_DIR / "queries").glob("*.sql")):
+        cols, _ = query(catalog, path.read_text())
+        assert cols, path.name

@@ -1,5 +1,5 @@
--- Planted ground truth: precision and recall of the kept (root, source) pairs, verified
--- against the "no verification" ablation.
-SELECT rule, true_pairs, kept_pairs, true_kept_pairs, round(precision, 3) AS precision,
+-- Planted ground truth: precision and recall of what verification keeps, against the
+-- "no verification" ablation, at planted spans and per (root, source) pair.
+SELECT level, rule, truth, kept, true_kept, truth_found, round(precision, 3) AS precision,
        round(recall, 3) AS recall
 FROM planted_dependency_quality;
