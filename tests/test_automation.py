@@ -131,3 +131,26 @@ def test_a_failing_blocking_check_stops_its_downstream_assets(tmp_path, monkeypa
     assert _materialized(instance, "anchors") == {}  # stopped by the blocking check
     started = {e.step_key for e in res.all_events if e.event_type_value == "STEP_START"}
     assert "entropy_profiles" in started and "anchors" not in started
+
+
+def test_a_new_shards_embeddings_make_the_index_sync_by_itself(tmp_path, monkeypatch):
+    """vector_index is eager: once a shard's chunk_embeddings land, automation requests it;
+    retrieval and verification wait for their nightly tick."""
+    corpus = tmp_path / "corpora" / "logs"
+    corpus.mkdir(parents=True)
+    _write_shard(corpus, "part-0", TEXTS)
+    config = write_config(tmp_path, [{"name": "logs", "uri": "corpora/logs",
+                                      "format": "jsonl"}])
+    monkeypatch.setenv("ELONG_CONFIG", str(config))
+    instance = dg.DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions("shards", ["logs/part-0"])
+    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    # an eager asset with nothing upstream materialized yet waits
+    assert first.get_num_requested(dg.AssetKey("vector_index")) == 0
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(dg.AssetKey("chunk_embeddings"), partition="logs/part-0"))
+    second = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                               cursor=first.cursor)
+    assert second.get_num_requested(dg.AssetKey("vector_index")) == 1
+    assert second.get_num_requested(dg.AssetKey("retrieval_candidates")) == 0
+    assert second.get_num_requested(dg.AssetKey("verified_dependencies")) == 0
