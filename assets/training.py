@@ -1,8 +1,6 @@
 """`trained_model` and `evaluation`: token-weighted continued pretraining on the packed data,
 and RULER plus held-out perplexity, one partition per configured training run."""
 
-import shutil
-import tempfile
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -14,7 +12,7 @@ from assets.common import image, lake_dataset, torch_device
 from lakehouse import tables
 from lakehouse.demo.pystdlib import generate as stdlib_prose
 from lakehouse.plots import curves_png
-from lakehouse.storage import exists, is_url, read_parquet, write_parquet
+from lakehouse.storage import exists, is_url, read_parquet, staged, write_parquet
 from models.evaluation import ensure_punkt_tab, perplexity_by_position, run_ruler
 from models.packed_data import PackedData
 from models.registry import load_training_model, model_cache_dir
@@ -76,8 +74,7 @@ def _save_hf(engine, tokenizer, target: Path, zero_stage: int) -> None:
     import deepspeed
 
     module = engine.module
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    try:
+    with staged(target) as tmp:
         if zero_stage == 3:
             params = list(module.parameters())
             with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
@@ -86,12 +83,6 @@ def _save_hf(engine, tokenizer, target: Path, zero_stage: int) -> None:
         else:
             module.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 @dg.asset(

@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 
 from lakehouse import tables
-from lakehouse.storage import Lake, clear_stale_temps, is_url, publish, temp_path
+from lakehouse.storage import Lake, is_url, staged
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
 
@@ -107,11 +107,7 @@ def build_catalog(lake: Lake, out_path: str, extra: Mapping[str, str] | None = N
     if is_url(out_path):
         raise ValueError(f"catalog path {out_path} must be local; DuckDB reads the lake "
                          "from object storage through httpfs, but its own file is local")
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    clear_stale_temps(out)
-    tmp = temp_path(out)
-    try:
+    with staged(Path(out_path)) as tmp:
         con = duckdb.connect(str(tmp))
         try:
             if is_url(lake.root):
@@ -125,11 +121,6 @@ def build_catalog(lake: Lake, out_path: str, extra: Mapping[str, str] | None = N
                 "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1").fetchall()]
         finally:
             con.close()
-        publish(tmp, out)
-    finally:
-        for leftover in (tmp, Path(str(tmp) + ".wal")):
-            if leftover.exists():
-                leftover.unlink()
     return views
 
 

@@ -9,14 +9,13 @@ attention stays inside a span).
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from lakehouse.storage import clear_stale_temps, is_url, publish, temp_path
+from lakehouse.storage import is_url, staged
 
 MDS_COLUMNS = {"input_ids": "ndarray:uint32", "indices": "ndarray:int64"}
 
@@ -58,18 +57,8 @@ def export_mds(sequences: pa.Table, out: str, size_limit: int = 1 << 26) -> str:
             for sample in _samples(sequences):
                 writer.write(sample)
         return out
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    clear_stale_temps(target)
-    tmp = temp_path(target)
-    try:
-        with MDSWriter(out=str(tmp), columns=MDS_COLUMNS, size_limit=size_limit) as writer:
-            for sample in _samples(sequences):
-                writer.write(sample)
-        if target.exists():
-            shutil.rmtree(target)
-        publish(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return str(target)
+    with staged(Path(out)) as tmp, MDSWriter(out=str(tmp), columns=MDS_COLUMNS,
+                                             size_limit=size_limit) as writer:
+        for sample in _samples(sequences):
+            writer.write(sample)
+    return out

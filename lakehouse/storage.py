@@ -12,7 +12,8 @@ import io
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import fsspec
@@ -45,25 +46,50 @@ def temp_path(target: Path) -> Path:
     return target.with_name(f".{target.name}{TMP_MARK}{uuid.uuid4().hex[:12]}")
 
 
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
 def clear_stale_temps(target: Path) -> int:
     """Remove what killed writers of ``target`` left behind; returns how many.
 
     A SIGKILL gives the writer no chance to clean up, so the next writer of the same file
     does it. Each lake file has one writer at a time (one run per partition and asset).
     """
-    removed = 0
-    for stale in target.parent.glob(f".{target.name}{TMP_MARK}*"):
-        if stale.is_dir():
-            shutil.rmtree(stale, ignore_errors=True)
-        else:
-            stale.unlink(missing_ok=True)
-        removed += 1
-    return removed
+    stale = list(target.parent.glob(f".{target.name}{TMP_MARK}*"))
+    for path in stale:
+        _remove(path)
+    return len(stale)
 
 
 def publish(tmp: Path, target: Path) -> None:
     """Move a finished temporary file into place in one step (rename on one filesystem)."""
     os.replace(tmp, target)
+
+
+@contextmanager
+def staged(target: Path) -> Iterator[Path]:
+    """Write a local file or folder under a temporary name; publish it if the block succeeds.
+
+    Yields the (not yet existing) temporary path beside ``target``. On success an existing
+    folder at ``target`` is removed and the temporary is renamed into place; either way the
+    temporary and anything its writer derived from its name (DuckDB's ``.wal``) are gone
+    afterwards. What a killed writer leaves is cleared by the next one (clear_stale_temps).
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    clear_stale_temps(target)
+    tmp = temp_path(target)
+    try:
+        yield tmp
+        if target.is_dir():
+            shutil.rmtree(target)
+        publish(tmp, target)
+    finally:
+        for leftover in target.parent.glob(f"{tmp.name}*"):
+            _remove(leftover)
 
 
 def atomic_write_bytes(path: str | os.PathLike, write: Callable[[io.IOBase], None]) -> str:
@@ -75,19 +101,10 @@ def atomic_write_bytes(path: str | os.PathLike, write: Callable[[io.IOBase], Non
         with fsspec.open(path, "wb") as fh:
             fh.write(buf.getvalue())
         return path
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    clear_stale_temps(target)
-    tmp = temp_path(target)
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        publish(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with staged(Path(path)) as tmp, open(tmp, "wb") as fh:
+        write(fh)
+        fh.flush()
+        os.fsync(fh.fileno())
     return path
 
 
