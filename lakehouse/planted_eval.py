@@ -93,24 +93,27 @@ def source_recall(spans: list[PlantedSpan],
 
 
 @dataclass(frozen=True)
-class PairQuality:
-    """Kept (root, chunk document) pairs against the true (root, source) pairs."""
+class Quality:
+    """What was kept, judged against the ground truth (the columns of the catalog view
+    `planted_dependency_quality`): precision = true_kept / kept, recall = truth_found / truth.
+    """
 
-    true_pairs: int
-    kept_pairs: int
-    true_kept: int
+    truth: int  # true items (planted spans, or true (root, source) pairs)
+    kept: int  # kept items that the ground truth can judge
+    true_kept: int  # of those, the true ones
+    truth_found: int  # true items with at least one true kept item
 
     @property
     def precision(self) -> float:
-        return self.true_kept / self.kept_pairs if self.kept_pairs else float("nan")
+        return self.true_kept / self.kept if self.kept else float("nan")
 
     @property
     def recall(self) -> float:
-        return self.true_kept / self.true_pairs if self.true_pairs else float("nan")
+        return self.truth_found / self.truth if self.truth else float("nan")
 
 
 def pair_quality(truth: Iterable[tuple[str, str]], kept: Iterable[tuple[str, str]]
-                 ) -> PairQuality:
+                 ) -> Quality:
     """Precision and recall of kept (root doc, chunk doc) pairs, counted once per pair.
 
     Only roots that appear in ``truth`` are judged: a kept pair of a root without ground truth
@@ -119,28 +122,11 @@ def pair_quality(truth: Iterable[tuple[str, str]], kept: Iterable[tuple[str, str
     true = set(truth)
     roots = {r for r, _ in true}
     found = {p for p in kept if p[0] in roots}
-    return PairQuality(len(true), len(found), len(found & true))
+    hits = len(found & true)
+    return Quality(len(true), len(found), hits, hits)
 
 
-@dataclass(frozen=True)
-class SpanQuality:
-    """Kept rows at anchors inside planted spans, judged by whether the chunk is the source."""
-
-    spans: int
-    kept: int
-    true_kept: int
-    spans_found: int
-
-    @property
-    def precision(self) -> float:
-        return self.true_kept / self.kept if self.kept else float("nan")
-
-    @property
-    def recall(self) -> float:
-        return self.spans_found / self.spans if self.spans else float("nan")
-
-
-def span_quality(spans: list[PlantedSpan], kept: Iterable[tuple[str, int, str]]) -> SpanQuality:
+def span_quality(spans: list[PlantedSpan], kept: Iterable[tuple[str, int, str]]) -> Quality:
     """Precision/recall of kept (root doc, anchor position, chunk doc) rows at planted spans.
 
     Rows at positions no span covers are unlabelled and not judged; the same definition as
@@ -158,4 +144,4 @@ def span_quality(spans: list[PlantedSpan], kept: Iterable[tuple[str, int, str]])
                 if chunk_doc == s.source_doc_id:
                     hit += 1
                     found.add((root, s.token_start))
-    return SpanQuality(len(spans), n, hit, len(found))
+    return Quality(len(spans), n, hit, len(found))

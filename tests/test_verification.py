@@ -73,7 +73,7 @@ def test_pair_quality_counts_each_pair_once_and_judges_only_roots_with_truth():
     truth = [("r1", "s1"), ("r2", "s2"), ("r3", "s3")]
     kept = [("r1", "s1"), ("r1", "s1"), ("r1", "d1"), ("r2", "s2"), ("other", "x")]
     q = pair_quality(truth, kept)
-    assert (q.true_pairs, q.kept_pairs, q.true_kept) == (3, 3, 2)
+    assert (q.truth, q.kept, q.true_kept, q.truth_found) == (3, 3, 2, 2)
     assert q.precision == 2 / 3 and q.recall == 2 / 3
     empty = pair_quality(truth, [])
     assert empty.recall == 0 and empty.precision != empty.precision  # NaN: nothing kept
@@ -95,5 +95,5 @@ def test_span_quality_judges_only_rows_inside_planted_spans():
             ("r1", 30, "d1"),  # outside every span: unlabelled, not judged
             ("r2", 5, "d2")]  # span 3: false
     q = span_quality(spans, kept)
-    assert (q.spans, q.kept, q.true_kept, q.spans_found) == (3, 4, 2, 1)
+    assert (q.truth, q.kept, q.true_kept, q.truth_found) == (3, 4, 2, 1)
     assert q.precision == 0.5 and q.recall == 1 / 3
