@@ -80,11 +80,11 @@ def perplexity_by_position(model, input_ids: np.ndarray, spans: Sequence[Sequenc
     Attention stays inside units (the training layout), so position is how much context a
     token had: long-context skill shows as lower loss in the far buckets.
     """
-    from models.training import unit_attention
+    from models.token_weights import ignore_mask
+    from models.training import nll_by_position, unit_attention
     from models.weighted_loss import token_nll
 
-    sums = np.zeros(len(buckets) - 1)
-    counts = np.zeros(len(buckets) - 1, np.int64)
+    totals: dict[tuple[int, int], list[float]] = {}
     model.eval()
     for row, units in zip(input_ids, spans, strict=True):
         ids = torch.as_tensor(row[None], dtype=torch.long, device=device)
@@ -92,15 +92,12 @@ def perplexity_by_position(model, input_ids: np.ndarray, spans: Sequence[Sequenc
         with torch.no_grad():
             hidden = model.model(input_ids=ids, attention_mask=mask.to(device),
                                  position_ids=pos.to(device)).last_hidden_state
-            nll = token_nll(hidden, model.get_output_embeddings(), ids, block_size)[0].cpu()
-        for a, e in units:
-            p = np.arange(e - a)
-            vals = nll[a:e].numpy()
-            for k, (lo, hi) in enumerate(zip(buckets[:-1], buckets[1:], strict=True)):
-                sel = (p >= lo) & (p < hi) & (p >= 1)  # position 0 predicts nothing
-                sums[k] += vals[sel].sum()
-                counts[k] += int(sel.sum())
+            nll = token_nll(hidden, model.get_output_embeddings(), ids, block_size).cpu()
+        for lo, hi, s, c in nll_by_position(nll, ignore_mask(ids.cpu(), [units]), [units],
+                                            buckets):
+            acc = totals.setdefault((lo, hi), [0.0, 0])
+            acc[0] += s
+            acc[1] += c
     return [{"task": "heldout_ppl", "length": int(hi), "metric": f"ppl_pos_{lo}_{hi}",
              "filter": "", "value": float(np.exp(s / c)), "tokens": int(c)}
-            for lo, hi, s, c in zip(buckets[:-1], buckets[1:], sums, counts, strict=True)
-            if c]
+            for (lo, hi), (s, c) in sorted(totals.items())]

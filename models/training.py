@@ -17,7 +17,6 @@ checkpoint continues with the loss curve of an uninterrupted one.
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +28,7 @@ import torch
 
 from models.short_context import short_context_logprobs
 from models.token_weights import ignore_mask, scores, token_weights
-from models.weighted_loss import blockwise_nll
+from models.weighted_loss import BlockwiseLMHead, token_nll
 
 POSITION_BUCKETS = (0, 512, 2048, 8192, 32768, 131072)
 
@@ -82,23 +81,6 @@ class StepMetrics:
     loss_by_position: dict[str, float] = field(default_factory=dict)
 
 
-class BlockwiseLMHead(torch.nn.Linear):
-    """The model's LM head, also able to return per-token NLL without full logits.
-
-    Replacing the head's class keeps its weight (and any tying to the embeddings), and
-    keeps the loss inside the head module's own forward, which is where DeepSpeed ZeRO-3
-    gathers a partitioned weight.
-    """
-
-    block_size = 1024
-
-    def forward(self, hidden: torch.Tensor, targets: torch.Tensor | None = None
-                ) -> torch.Tensor:
-        if targets is None:
-            return super().forward(hidden)
-        return blockwise_nll(hidden, self.weight, targets, self.block_size)
-
-
 def use_blockwise_head(model, block_size: int) -> None:
     head = model.get_output_embeddings()
     if getattr(head, "bias", None) is not None:
@@ -118,20 +100,26 @@ def set_rope_theta(model, theta: float) -> None:
     model.model.rotary_emb = type(rotary)(config=config).to(rotary.inv_freq.device)
 
 
+def unit_positions(spans: Sequence[Sequence[tuple[int, int]]], length: int) -> torch.Tensor:
+    """Position ids [B, T] restarting at 0 in each unit (0 on padding)."""
+    pos = torch.zeros(len(spans), length, dtype=torch.long)
+    for i, units in enumerate(spans):
+        for a, e in units:
+            pos[i, a:e] = torch.arange(e - a)
+    return pos
+
+
 def unit_attention(spans: Sequence[Sequence[tuple[int, int]]], length: int
                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """(mask [B, 1, T, T] bool, position ids [B, T]): causal inside each unit, nothing
     across units; positions restart at 0 in each unit; padding attends to itself only."""
-    b = len(spans)
-    mask = torch.zeros(b, 1, length, length, dtype=torch.bool)
-    pos = torch.zeros(b, length, dtype=torch.long)
+    mask = torch.zeros(len(spans), 1, length, length, dtype=torch.bool)
     diag = torch.arange(length)
     mask[:, 0, diag, diag] = True  # padding rows stay finite
     for i, units in enumerate(spans):
         for a, e in units:
             mask[i, 0, a:e, a:e] = torch.tril(torch.ones(e - a, e - a, dtype=torch.bool))
-            pos[i, a:e] = torch.arange(e - a)
-    return mask, pos
+    return mask, unit_positions(spans, length)
 
 
 def micro_batches(n_sequences: int, settings: TrainSettings, start_step: int
@@ -153,17 +141,17 @@ def micro_batches(n_sequences: int, settings: TrainSettings, start_step: int
                      for i in range(0, per_step, settings.micro_batch)]
 
 
-def _position_buckets(nll: torch.Tensor, valid: torch.Tensor, spans) -> dict[str, float]:
-    """Mean NLL by a token's position inside its unit (how far back its context reaches)."""
-    pos = torch.zeros_like(nll, dtype=torch.long)
-    for i, units in enumerate(spans):
-        for a, e in units:
-            pos[i, a:e] = torch.arange(e - a)
-    out = {}
-    for lo, hi in zip(POSITION_BUCKETS[:-1], POSITION_BUCKETS[1:], strict=True):
+def nll_by_position(nll: torch.Tensor, valid: torch.Tensor, spans,
+                    buckets: Sequence[int] = POSITION_BUCKETS
+                    ) -> list[tuple[int, int, float, int]]:
+    """(lo, hi, NLL sum, tokens) of the counted tokens whose position inside their unit is in
+    [lo, hi): how far back a token's context reaches. Empty buckets are left out."""
+    pos = unit_positions(spans, nll.shape[1])
+    out = []
+    for lo, hi in zip(buckets[:-1], buckets[1:], strict=True):
         sel = valid & (pos >= lo) & (pos < hi)
         if sel.any():
-            out[f"{lo}-{hi}"] = float(nll[sel].mean())
+            out.append((lo, hi, float(nll[sel].sum()), int(sel.sum())))
     return out
 
 
@@ -246,8 +234,7 @@ def micro_step(engine, settings: TrainSettings, batch: PackedBatch, step_tokens:
     mask, pos = unit_attention(batch.spans, ids.shape[1])
     hidden = module.model(input_ids=ids, attention_mask=mask.to(device),
                           position_ids=pos.to(device)).last_hidden_state
-    head = module.get_output_embeddings()
-    nll = torch.nn.functional.pad(head(hidden[:, :-1], ids[:, 1:]), (1, 0))
+    nll = token_nll(hidden, module.get_output_embeddings(), ids)
     valid = ignore_mask(batch.input_ids, batch.spans).to(device)
     w = batch_weights(settings, module, batch, nll, valid)
     weighted = (w * nll).sum()
@@ -278,7 +265,8 @@ def train(engine, settings: TrainSettings, load: Callable[[list[int]], PackedBat
             valids.append(valid.cpu())
             spans.extend(b.spans)
         weights = torch.cat(ws).float()
-        buckets = _position_buckets(torch.cat(nlls), torch.cat(valids), spans) \
+        buckets = {f"{lo}-{hi}": s / c for lo, hi, s, c in
+                   nll_by_position(torch.cat(nlls), torch.cat(valids), spans)} \
             if len({n.shape[1] for n in nlls}) == 1 else {}
         m = StepMetrics(step=step, loss_weighted=sums_w / max(step_tokens, 1),
                         loss_unweighted=sums_u / max(step_tokens, 1), tokens=step_tokens,
@@ -306,7 +294,3 @@ def resume(engine, checkpoint_dir: str) -> int:
     if path is None:
         return 0
     return int(client["step"])
-
-
-def perplexity(nll_sum: float, tokens: int) -> float:
-    return math.exp(nll_sum / tokens) if tokens else float("nan")

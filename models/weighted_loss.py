@@ -64,15 +64,38 @@ def blockwise_nll(hidden: torch.Tensor, head_weight: torch.Tensor, targets: torc
     return _BlockwiseNLL.apply(hidden, head_weight, targets, block_size)
 
 
+class BlockwiseLMHead(torch.nn.Linear):
+    """The model's LM head, also able to return per-token NLL without full logits.
+
+    Replacing the head's class keeps its weight (and any tying to the embeddings), and
+    keeps the loss inside the head module's own forward, which is where DeepSpeed ZeRO-3
+    gathers a partitioned weight.
+    """
+
+    block_size = 1024
+
+    def forward(self, hidden: torch.Tensor, targets: torch.Tensor | None = None
+                ) -> torch.Tensor:
+        if targets is None:
+            return super().forward(hidden)
+        return blockwise_nll(hidden, self.weight, targets, self.block_size)
+
+
 def token_nll(hidden: torch.Tensor, head: torch.nn.Module, input_ids: torch.Tensor,
               block_size: int = 1024) -> torch.Tensor:
     """Per-token NLL [B, T] (differentiable) with NaN-free zeros at position 0.
 
-    Position t holds -log p(x_t | x_<t), computed from the hidden state at t - 1.
+    Position t holds -log p(x_t | x_<t), computed from the hidden state at t - 1. A
+    BlockwiseLMHead computes it in its own forward (its block size); any other bias-free
+    head through ``blockwise_nll`` on its weight.
     """
-    if getattr(head, "bias", None) is not None:
+    targets = input_ids[:, 1:]
+    if isinstance(head, BlockwiseLMHead):
+        nll = head(hidden[:, :-1], targets)
+    elif getattr(head, "bias", None) is not None:
         raise ValueError("an LM head with a bias is not supported by the blockwise loss")
-    nll = blockwise_nll(hidden[:, :-1], head.weight, input_ids[:, 1:], block_size)
+    else:
+        nll = blockwise_nll(hidden[:, :-1], head.weight, targets, block_size)
     return torch.nn.functional.pad(nll, (1, 0))
 
 
