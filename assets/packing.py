@@ -17,7 +17,7 @@ from lakehouse.packing import (
     fit_unit,
     packed_tables,
 )
-from lakehouse.storage import read_parquet, write_parquet
+from lakehouse.storage import write_parquet
 from models.registry import load_tokenizer
 from orchestration.k8s import op_tags
 from orchestration.resources import PipelineResource
@@ -66,12 +66,10 @@ def packed_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResource
             continue
         trimmed += fitted.length < unit.length
         units.append(fitted)
-    packed, bins, seq_path, man_path = _write_packed(pipeline, DATASET, units,
-                                                     cfg.target_length, _pad_id(settings))
+    packed, bins, seq_path, man_path, mds_path = _write_packed(
+        pipeline, DATASET, units, cfg.target_length, _pad_id(settings), mds=cfg.mds)
     extra = {}
-    if cfg.mds:
-        mds_path = export_mds(read_parquet(seq_path), pipeline.lake.path(
-            "packed_dataset", DATASET, "mds"))
+    if mds_path:
         extra["mds"] = dg.MetadataValue.path(mds_path)
         context.log.info(f"MDS export: {mds_path}")
     tokens = int(sum(u.length for u in units))
@@ -94,15 +92,21 @@ def packed_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResource
                               metadata={"sequences": len(bins)})
 
 
-def _write_packed(pipeline: PipelineResource, dataset: str, units, target: int, pad_id: int):
+def _write_packed(pipeline: PipelineResource, dataset: str, units, target: int, pad_id: int,
+                  mds: bool = False):
+    """Pack, write sequences and manifest (and with ``mds`` the MDS export of the same
+    sequences table); returns (packed, bins, sequences path, manifest path, MDS path)."""
     bins = best_fit_decreasing([u.length for u in units], target)
     packed = assemble(units, bins, target, pad_id)
     seqs, man = packed_tables(packed, units)
     seq_path = pipeline.lake.path("packed_dataset", dataset, "sequences.parquet")
     man_path = pipeline.lake.path("packed_dataset", dataset, "manifest.parquet")
-    write_parquet(pa.Table.from_pydict(seqs, schema=tables.PACKED_SEQUENCES), seq_path)
+    seq_table = pa.Table.from_pydict(seqs, schema=tables.PACKED_SEQUENCES)
+    write_parquet(seq_table, seq_path)
     write_parquet(pa.Table.from_pydict(man, schema=tables.PACKED_MANIFEST), man_path)
-    return packed, bins, seq_path, man_path
+    mds_path = export_mds(seq_table, pipeline.lake.path("packed_dataset", dataset, "mds")) \
+        if mds else None
+    return packed, bins, seq_path, man_path, mds_path
 
 
 def _pad_id(settings) -> int:
@@ -129,8 +133,8 @@ def baseline_dataset(context: dg.AssetExecutionContext, pipeline: PipelineResour
     units, total, passes = baseline_units(docs["doc_id"].to_pylist(),
                                           docs["input_ids"].to_pylist(), budget,
                                           cfg.target_length, cfg.seed)
-    packed, bins, seq_path, _ = _write_packed(pipeline, "baseline", units, cfg.target_length,
-                                              _pad_id(settings))
+    packed, bins, seq_path, _, _ = _write_packed(pipeline, "baseline", units,
+                                                 cfg.target_length, _pad_id(settings))
     context.log.info(f"baseline: {len(units)} documents, {total} tokens (target {budget}) "
                      f"-> {len(bins)} sequences; {passes} pass(es) over the corpus")
     return dg.MaterializeResult(metadata={

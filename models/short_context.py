@@ -16,12 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.scoring import ScoringConfig, Window, plan_windows, score_windows
-
-
-def unit_windows(unit_lengths: Sequence[int], n: int, overlap: int) -> list[Window]:
-    """The scoring windows of each unit (Window.seq indexes ``unit_lengths``)."""
-    return plan_windows(unit_lengths, n, overlap)
+from models.scoring import ScoringConfig, plan_windows, score_windows
 
 
 def short_context_logprobs(model, input_ids: np.ndarray,
@@ -37,7 +32,7 @@ def short_context_logprobs(model, input_ids: np.ndarray,
     full = np.zeros(input_ids.shape, bool)
     units = [(b, a, e) for b, spans in enumerate(unit_spans) for a, e in spans if e - a >= 2]
     seqs = [input_ids[b, a:e].astype(np.int64) for b, a, e in units]
-    windows = unit_windows([len(s) for s in seqs], n, overlap)
+    windows = plan_windows([len(s) for s in seqs], n, overlap)
     cfg = ScoringConfig(window=n, overlap=overlap, token_budget=max(token_budget, n),
                         block_size=block_size)
     for w, _, nll in score_windows(model, seqs, windows, cfg):

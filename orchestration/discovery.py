@@ -62,14 +62,12 @@ def diff_shards(refs: list[ShardRef], seen: dict[str, dict], known: set[str]) ->
         old = seen.get(ref.key)
         if old and old["size"] == size and old["mtime"] == mtime:
             now[ref.key] = old
-            if ref.key not in known:
-                new.append(ref.key)
-            continue
-        sha, size = file_sha256(ref.uri)
-        now[ref.key] = {"sha256": sha, "size": size, "mtime": mtime}
+        else:
+            sha, size = file_sha256(ref.uri)
+            now[ref.key] = {"sha256": sha, "size": size, "mtime": mtime}
         if ref.key not in known:
             new.append(ref.key)
-        elif old and old["sha256"] != sha:
+        elif old and old["sha256"] != now[ref.key]["sha256"]:
             changed.append(ref.key)
     removed = sorted((set(seen) | known) - set(now))
     return ShardChanges(new, changed, removed, now)
