@@ -21,13 +21,17 @@ from orchestration.resources import PipelineResource
 ALIGNED_CHECK = "aligned_with_sequences"
 
 
-def _aligned(ids: list, spans: list, logp: np.ndarray) -> bool:
-    """NaN exactly where nothing is predicted; finite log-probs <= 0 everywhere else."""
-    expect_nan = np.ones(len(ids), bool)
+def _aligned(ids: list, spans: list, logp: np.ndarray, full: np.ndarray, n: int) -> bool:
+    """full_context exactly on each unit's first n tokens but its first; log-probs finite and
+    <= 0 exactly past them (NaN at padding, at unit starts and where the score is 0 anyway)."""
+    expect_full = np.zeros(len(ids), bool)
+    expect_scored = np.zeros(len(ids), bool)
     for a, e in spans:
-        expect_nan[a + 1:e] = False
+        expect_full[a + 1:min(a + n, e)] = True
+        expect_scored[a + n:e] = True
     finite = np.isfinite(logp)
-    return len(logp) == len(ids) and bool(np.all(finite == ~expect_nan)) \
+    return len(logp) == len(ids) and len(full) == len(ids) \
+        and bool(np.all(full == expect_full)) and bool(np.all(finite == expect_scored)) \
         and bool(np.all(logp[finite] <= 1e-5))
 
 
@@ -37,11 +41,13 @@ def _aligned(ids: list, spans: list, logp: np.ndarray) -> bool:
     kinds={"pytorch", "parquet"}, pool="gpu", retry_policy=TRANSIENT_RETRY,
     check_specs=[dg.AssetCheckSpec(ALIGNED_CHECK, asset="token_weights", blocking=True,
                                    description="one row per packed sequence, of its length; "
-                                               "log-probs <= 0; NaN exactly at padding and "
-                                               "at each unit's first token")],
-    description="Per packed sequence, log p'(n) of every token from the frozen short-context "
-                "scorer (each unit scored alone, n-token windows with n/4 overlap), with "
-                "scorer id, n and stride; joined to the sequences by seq_id.",
+                                               "full_context exactly on each unit's first n "
+                                               "tokens; log-probs <= 0 exactly past them")],
+    description="Per packed sequence, log p'(n) of every token past its unit's first n "
+                "from the frozen short-context scorer (each unit scored alone, n-token "
+                "windows with n/4 overlap; the first n tokens, whose score is 0, are marked "
+                "full_context and not run), with scorer id, n and stride; joined to the "
+                "sequences by seq_id.",
 )
 def token_weights(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     settings = pipeline.settings
@@ -75,7 +81,7 @@ def token_weights(context: dg.AssetExecutionContext, pipeline: PipelineResource)
             rows["logp_short"].append(logp[0])
             rows["full_context"].append(full[0])
             tokens += len(ids)
-            aligned &= _aligned(ids, spans, logp[0])
+            aligned &= _aligned(ids, spans, logp[0], full[0], n)
             all_logp.append(logp[0][~full[0] & np.isfinite(logp[0])])
             context.log.info(f"{dataset}: {i + 1}/{seqs.num_rows} sequences, {tokens} tokens, "
                              f"{tokens / max(time.perf_counter() - start, 1e-9):,.0f} tokens/s")

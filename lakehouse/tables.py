@@ -189,8 +189,8 @@ EVALUATION_RESULTS = pa.schema([
 
 TOKEN_WEIGHTS = pa.schema([
     ("seq_id", pa.int64()),  # joins packed_dataset/<dataset>/sequences.parquet
-    ("logp_short", pa.list_(pa.float32())),  # log p'(n)(x_t | ...), NaN where unpredicted
-    ("full_context", pa.list_(pa.bool_())),  # scored in its unit's first window: score 0
+    ("logp_short", pa.list_(pa.float32())),  # log p'(n)(x_t | ...), NaN where not run
+    ("full_context", pa.list_(pa.bool_())),  # in its unit's first window: score 0, not run
     ("scorer_id", pa.string()),
     ("n", pa.int64()),
     ("stride", pa.int64()),

@@ -7,7 +7,10 @@ tokens and ``overlap`` (the paper: n/4, e.g. 8192 with stride 6144), every token
 once with at least ``overlap`` tokens of context. Tokens in a unit's first window see their
 whole unit, exactly as the long-context model does: their short/long score is 0 by
 definition, and ``full_context`` marks them so the caller can set it without relying on
-two forwards agreeing to the last bit.
+two forwards agreeing to the last bit. Since their log-probs never enter a score, the first
+window is not run at all unless asked for: a unit no longer than n costs nothing, and a
+packed sequence of units a few times n costs a fraction of one forward instead of more than
+one (the unfrozen step time depends on it).
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from models.scoring import ScoringConfig, plan_windows, score_windows
 
 def short_context_logprobs(model, input_ids: np.ndarray,
                            unit_spans: Sequence[Sequence[tuple[int, int]]], n: int,
-                           overlap: int, token_budget: int = 16384, block_size: int = 1024
-                           ) -> tuple[np.ndarray, np.ndarray]:
+                           overlap: int, token_budget: int = 16384, block_size: int = 1024,
+                           first_window: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(log p'(n)(x_t | context) [B, T] float32, full_context [B, T] bool).
 
-    NaN where nothing is predicted: padding and the first token of each unit.
+    NaN where nothing is predicted (padding, the first token of each unit) and, unless
+    ``first_window``, where ``full_context`` holds (nothing was computed there).
     """
     input_ids = np.asarray(input_ids)
     logp = np.full(input_ids.shape, np.nan, np.float32)
@@ -33,11 +37,15 @@ def short_context_logprobs(model, input_ids: np.ndarray,
     units = [(b, a, e) for b, spans in enumerate(unit_spans) for a, e in spans if e - a >= 2]
     seqs = [input_ids[b, a:e].astype(np.int64) for b, a, e in units]
     windows = plan_windows([len(s) for s in seqs], n, overlap)
+    for w in windows:
+        if w.start == 0:
+            b, a, _ = units[w.seq]
+            full[b, a + w.score_from:a + w.end] = True
+    if not first_window:
+        windows = [w for w in windows if w.start > 0]
     cfg = ScoringConfig(window=n, overlap=overlap, token_budget=max(token_budget, n),
                         block_size=block_size)
     for w, _, nll in score_windows(model, seqs, windows, cfg):
         b, a, _ = units[w.seq]
         logp[b, a + w.score_from:a + w.end] = -nll
-        if w.start == 0:
-            full[b, a + w.score_from:a + w.end] = True
     return logp, full

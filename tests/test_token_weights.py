@@ -124,7 +124,8 @@ def test_short_context_scores_are_zero_in_the_first_window_and_match_a_direct_fo
     ids = rng.integers(0, 97, (1, 110))
     spans = [[(0, 100), (100, 110)]]  # two units; the second is shorter than n
     n, overlap = 32, 8
-    logp, full = short_context_logprobs(tiny_llama, ids, spans, n, overlap, token_budget=64)
+    logp, full = short_context_logprobs(tiny_llama, ids, spans, n, overlap, token_budget=64,
+                                        first_window=True)
     with torch.no_grad():
         long = torch.log_softmax(tiny_llama(torch.as_tensor(ids[:, :100])).logits.float(), -1)
     long_logp = long[0, :-1].gather(-1, torch.as_tensor(ids[0, 1:100])[:, None])[:, 0].numpy()
@@ -144,3 +145,9 @@ def test_short_context_scores_are_zero_in_the_first_window_and_match_a_direct_fo
                 tiny_llama(torch.as_tensor(ids[:, w.start:t])).logits.float()[0, -1], -1)
         assert logp[0, t] == pytest.approx(direct[ids[0, t]].item(), abs=1e-4)
     assert np.isnan(logp[0, [0, 100]]).all()  # each unit's first token predicts nothing
+    # by default the first window, whose scores are 0 anyway, is not run
+    skipped, full_skipped = short_context_logprobs(tiny_llama, ids, spans, n, overlap,
+                                                   token_budget=64)
+    assert (full_skipped == full).all()
+    assert np.isnan(skipped[full]).all() and np.isnan(skipped[0, [0, 100]]).all()
+    np.testing.assert_allclose(skipped[0, 32:100], logp[0, 32:100], atol=1e-5)
