@@ -30,9 +30,9 @@ NO_SELF_CHECK = "no_self_candidates"
 def open_index(settings: PipelineConfig, dim: int) -> VectorIndex:
     """The configured LanceDB index under the lake (also used outside Dagster runs)."""
     s = settings.index
-    params = IndexParams(exact_below=s.exact_below, num_partitions=s.num_partitions,
-                         num_sub_vectors=s.num_sub_vectors, nprobes=s.nprobes,
-                         refine_factor=s.refine_factor)
+    params = IndexParams(kind=s.kind, exact_below=s.exact_below,
+                         num_partitions=s.num_partitions, num_sub_vectors=s.num_sub_vectors,
+                         nprobes=s.nprobes, ef=s.ef, refine_factor=s.refine_factor)
     return VectorIndex(settings.lake_store.path("lancedb"), dim, params)
 
 
@@ -58,7 +58,8 @@ def _embedding_files(pipeline: PipelineResource) -> dict[str, str]:
     automation_condition=dg.AutomationCondition.eager(),  # cheap: syncs only changed shards
     description="LanceDB table of the pool's chunk vectors, kept in step with the lake shard "
                 "by shard (adds new, replaces changed, drops removed); exact search while "
-                "small, IVF-PQ above `index.exact_below` rows.",
+                "small, an ANN index (`index.kind`, HNSW-SQ by default) above "
+                "`index.exact_below` rows.",
 )
 def vector_index(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     files = _embedding_files(pipeline)

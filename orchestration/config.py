@@ -78,11 +78,13 @@ class ChunkSettings(_Strict):
 
 
 class IndexSettings(_Strict):
+    kind: Literal["ivf_hnsw_sq", "ivf_sq", "ivf_pq"] = "ivf_hnsw_sq"  # ANN above exact_below
     exact_below: int = Field(50_000, ge=0)
-    num_partitions: int | None = None
-    num_sub_vectors: int | None = None
-    nprobes: int | None = None
-    refine_factor: int = Field(3, ge=1)
+    num_partitions: int | None = Field(None, gt=0)
+    num_sub_vectors: int | None = Field(None, gt=0)
+    nprobes: int | None = Field(None, gt=0)
+    ef: int | None = Field(None, gt=0)
+    refine_factor: int | None = Field(None, ge=1)  # default: 3 for ivf_pq, none otherwise
 
 
 class VerificationSettings(_Strict):

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from lakehouse.retrieval import filter_hits
-from lakehouse.vector_index import Hits, IndexParams, VectorIndex, ivf_pq_params
+from lakehouse.vector_index import ANN_KINDS, Hits, IndexParams, VectorIndex, ann_plan
 
 DIM = 16
 
@@ -56,25 +57,58 @@ def test_a_half_written_shard_is_repaired_by_the_next_sync(tmp_path):
     assert report.replaced == ["c/a"] and report.rows == 12
 
 
-def test_ann_index_is_trained_above_the_threshold_and_agrees_with_exact(tmp_path):
+@pytest.mark.parametrize("kind", ANN_KINDS)
+def test_ann_index_is_trained_above_the_threshold_and_agrees_with_exact(tmp_path, kind):
     rng = np.random.default_rng(2)
     centers = rng.normal(size=(20, DIM))
     vecs = _unit(centers[rng.integers(0, 20, 3000)] + 0.3 * rng.normal(size=(3000, DIM)))
-    params = IndexParams(exact_below=1000, num_sub_vectors=8, nprobes=10, refine_factor=5)
+    params = IndexParams(kind=kind, exact_below=1000, num_sub_vectors=8, nprobes=10,
+                         refine_factor=5 if kind == "ivf_pq" else None)
     index = VectorIndex(str(tmp_path / "db"), DIM, params)
-    report = index.sync({"c/a": "v1"}, lambda k: _shard("a", vecs))
-    assert report.index == "ivf_pq"
-    queries = _unit(vecs[:50] + 0.05 * rng.normal(size=(50, DIM)))
+    report = index.sync({"c/a": "v1"}, lambda k: _shard("a", vecs[:2000]))
+    assert report.index == kind == index.index_kind()
+    # a new shard is folded into the trained index and found by it
+    report = index.sync({"c/a": "v1", "c/b": "v1"}, lambda k: _shard(
+        k[-1], vecs[:2000] if k == "c/a" else vecs[2000:]))
+    assert report.added == ["c/b"] and report.index == kind
+    queries = _unit(vecs[1990:2040] + 0.05 * rng.normal(size=(50, DIM)))
     ann = index.search(queries, k=10)
     exact = index.search(queries, k=10, exact=True)
     recall = np.mean([len(set(a.chunk_ids) & set(e.chunk_ids)) / 10
                       for a, e in zip(ann, exact, strict=True)])
     assert recall >= 0.8
+    for a in ann:  # best first, each hit's stored vector scores what it says
+        assert np.all(np.diff(a.scores) <= 1e-6) and a.vectors.shape == (10, DIM)
+    (top,) = index.search(vecs[2010:2011], k=1)
+    assert top.chunk_ids == ["b:10"]
 
 
-def test_ivf_pq_parameters_follow_the_row_count():
-    assert ivf_pq_params(200_000, 384, IndexParams()) == (447, 96, 5)
-    assert ivf_pq_params(10_000, 384, IndexParams(nprobes=9)) == (100, 96, 9)
+def test_another_configured_kind_retrains_the_index(tmp_path):
+    vecs = _unit(np.random.default_rng(3).normal(size=(1200, DIM)))
+    uri = str(tmp_path / "db")
+    VectorIndex(uri, DIM, IndexParams(kind="ivf_sq", exact_below=1000)).sync(
+        {"c/a": "v1"}, lambda k: _shard("a", vecs))
+    index = VectorIndex(uri, DIM, IndexParams(kind="ivf_hnsw_sq", exact_below=1000))
+    # same shards: nothing to sync, the table keeps its index until something changes
+    assert index.index_kind() == "ivf_sq"
+    report = index.sync({"c/a": "v2"}, lambda k: _shard("a", vecs))
+    assert report.replaced == ["c/a"] and index.index_kind() == "ivf_hnsw_sq"
+
+
+def test_ann_parameters_follow_the_row_count():
+    pq = ann_plan(200_000, 384, IndexParams(kind="ivf_pq"))
+    assert (pq.num_partitions, pq.num_sub_vectors, pq.nprobes, pq.refine_factor) == \
+        (447, 96, 5, 3)
+    assert ann_plan(10_000, 384, IndexParams(kind="ivf_pq", nprobes=9)).nprobes == 9
+    sq = ann_plan(200_000, 384, IndexParams(kind="ivf_sq"))
+    assert (sq.num_partitions, sq.nprobes, sq.refine_factor) == (447, 12, None)
+    hnsw = ann_plan(200_000, 384, IndexParams())
+    assert (hnsw.kind, hnsw.num_partitions, hnsw.nprobes) == ("ivf_hnsw_sq", 1, 1)
+    assert hnsw.ef(8, IndexParams()) == 40 and hnsw.ef(20, IndexParams()) == 80
+    big = ann_plan(20_000_000, 384, IndexParams())
+    assert (big.num_partitions, big.nprobes) == (20, 6)
+    with pytest.raises(ValueError, match="index kind"):
+        IndexParams(kind="flat")
 
 
 def test_root_chunks_and_near_duplicates_are_excluded_and_counted():
