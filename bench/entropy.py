@@ -5,6 +5,11 @@ document per forward. Ours: ``models.scoring.score_sequences`` (token-budget bat
 and reductions in blocks). Reported at 512 and 4096 tokens per document: throughput ratio,
 peak extra memory ratio (resident memory above the loaded model), and the largest difference
 in entropy between the two.
+
+Also the ceiling for any exact kernel on the device: naive time over the time of what every
+exact fp32 method must still do, the model body's forward plus the LM-head matmul (timed
+alone, one document at a time). On a CPU the body is most of the time, so that ceiling sits
+near 1.05-1.1x; on a GPU the naive way's full-vocabulary softmax passes weigh far more.
 """
 
 from __future__ import annotations
@@ -30,13 +35,35 @@ def documents(tokenizer, n_docs: int, length: int) -> list[np.ndarray]:
     return [ids[i * length:(i + 1) * length] for i in range(n_docs)]
 
 
-def timed(fn):
-    gc.collect()
-    with PeakRSS() as mem:
-        start = time.perf_counter()
-        out = fn()
-        elapsed = time.perf_counter() - start
-    return out, elapsed, mem.peak
+REPEATS = 3  # timings on a shared 2-core machine wander by 5-10%; the fastest run counts
+
+
+def timed(fn, repeats: int = REPEATS):
+    """(first output, fastest of ``repeats`` runs in s, largest peak extra memory)."""
+    out, best, peak = None, float("inf"), 0
+    for _ in range(repeats):
+        gc.collect()
+        with PeakRSS() as mem:
+            start = time.perf_counter()
+            result = fn()
+            best = min(best, time.perf_counter() - start)
+        out = result if out is None else out
+        peak = max(peak, mem.peak)
+    return out, best, peak
+
+
+@torch.no_grad()
+def essential_seconds(model, docs: list[np.ndarray]) -> float:
+    """Body forward + LM-head matmul over every document, nothing else."""
+    head = model.get_output_embeddings()
+    device = next(model.parameters()).device
+    start = time.perf_counter()
+    for d in docs:
+        ids = torch.as_tensor(np.asarray(d, dtype=np.int64), device=device)[None]
+        head(model.base_model(input_ids=ids, use_cache=False).last_hidden_state)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start
 
 
 def main(settings: tuple[tuple[int, int], ...] = ((512, 8), (4096, 1))) -> None:
@@ -50,6 +77,7 @@ def main(settings: tuple[tuple[int, int], ...] = ((512, 8), (4096, 1))) -> None:
         ours, t_ours, m_ours = timed(lambda docs=docs: score_sequences(model, docs, cfg))
         naive, t_naive, m_naive = timed(lambda docs=docs: [naive_scores(model, d)
                                                            for d in docs])
+        t_essential = min(essential_seconds(model, docs) for _ in range(REPEATS))
         diff = max(float(np.nanmax(np.abs(a.entropy - b.entropy))) for a, b in
                    zip(ours, naive, strict=True))
         tokens = length * n_docs
@@ -59,6 +87,11 @@ def main(settings: tuple[tuple[int, int], ...] = ((512, 8), (4096, 1))) -> None:
         records.append(Record(f"throughput @{length} tok/doc (ours / naive)", tokens / t_ours,
                               tokens / t_naive, speed, "tokens/s", "ratio >= 1.3",
                               speed >= 1.3, device_name(), params))
+        ceiling = t_naive / t_essential
+        records.append(Record(f"ceiling for any exact kernel @{length} tok/doc "
+                              "(naive / (body + LM-head matmul))", tokens / t_essential,
+                              tokens / t_naive, ceiling, "tokens/s", "reported", True,
+                              device_name(), params))
         mem_ratio = m_ours / m_naive if m_naive else float("nan")
         records.append(Record(f"peak extra memory @{length} tok/doc (ours / naive)",
                               m_ours / 2**20, m_naive / 2**20, mem_ratio, "MiB",
