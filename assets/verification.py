@@ -4,6 +4,7 @@ import time
 
 import dagster as dg
 import numpy as np
+import pyarrow as pa
 
 from assets.common import (
     chunk_tokens,
@@ -32,7 +33,7 @@ from orchestration.resources import PipelineResource
 DI_CHECK = "delta_i_in_range"
 
 
-def _planted_quality(pipeline: PipelineResource, corpus: str, shard: str, rows: list[dict],
+def _planted_quality(pipeline: PipelineResource, toks: pa.Table, rows: list[dict],
                      top: int) -> dict:
     """Precision/recall of this shard's kept rows against any planted ground truth.
 
@@ -46,10 +47,9 @@ def _planted_quality(pipeline: PipelineResource, corpus: str, shard: str, rows: 
              for t in read_parquet(f).to_pylist() if t["root_doc_id"] in roots]
     if not truth:
         return {}
-    toks = read_shard_table(pipeline, "tokenized_docs", corpus, shard,
-                            ["doc_id", "char_start", "char_end"]).to_pylist()
     offsets = {t["doc_id"]: (np.asarray(t["char_start"]), np.asarray(t["char_end"]))
-               for t in toks if t["doc_id"] in roots}
+               for t in toks.select(["doc_id", "char_start", "char_end"]).to_pylist()
+               if t["doc_id"] in roots}
     spans = planted_token_spans(truth, offsets)
     pairs = {(t["root_doc_id"], t["source_doc_id"]) for t in truth}
     out = {}
@@ -90,9 +90,9 @@ def verified_dependencies(context: dg.AssetExecutionContext, pipeline: PipelineR
     h2 = np.full(n, np.nan, np.float32)
     g2 = np.full(n, np.nan, np.float32)
     status = ["unverified"] * n
+    toks = read_shard_table(pipeline, "tokenized_docs", corpus, shard,
+                            ["doc_id", "input_ids", "char_start", "char_end"])
     if vcfg.mode == "on" and n:
-        toks = read_shard_table(pipeline, "tokenized_docs", corpus, shard,
-                                ["doc_id", "input_ids"])
         doc_ids = sorted({c["doc_id"] for c in cands})
         doc_tokens = dict(zip(toks["doc_id"].to_pylist(), toks["input_ids"].to_pylist(),
                               strict=True))
@@ -102,9 +102,11 @@ def verified_dependencies(context: dg.AssetExecutionContext, pipeline: PipelineR
         if missing:
             raise FileNotFoundError(f"{len(missing)} candidate chunks not found under "
                                     f"{pipeline.lake.path('chunks')}, e.g. {missing[0]}")
-        pairs = group_pairs([doc_ids.index(c["doc_id"]) for c in cands],
+        doc_index = {d: i for i, d in enumerate(doc_ids)}
+        chunk_index = {c: i for i, c in enumerate(chunk_names)}
+        pairs = group_pairs([doc_index[c["doc_id"]] for c in cands],
                             [c["position"] for c in cands],
-                            [chunk_names.index(c["chunk_id"]) for c in cands])
+                            [chunk_index[c["chunk_id"]] for c in cands])
         model, cfg = load_configured_scorer(settings)
         start = time.perf_counter()
         scores, tokens = verify_grouped(
@@ -142,7 +144,7 @@ def verified_dependencies(context: dg.AssetExecutionContext, pipeline: PipelineR
             di, keep, ("verified", "rejected"),
             f"{context.partition_key}: dI over (anchor, chunk) rows",
             "relative information gain dI", vlines={"epsilon": vcfg.epsilon}), "dI histogram")
-    meta.update(_planted_quality(pipeline, corpus, shard, rows, vcfg.off_keep_top))
+    meta.update(_planted_quality(pipeline, toks, rows, vcfg.off_keep_top))
     yield dg.MaterializeResult(metadata=meta)
     ok = status.count("ok")
     in_range = bool(np.all(h[:ok] >= -1e-4)) if vcfg.mode == "off" else bool(

@@ -18,6 +18,7 @@ checkpoint continues with the loss curve of an uninterrupted one.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -182,8 +183,12 @@ def init_single_process() -> None:
     """torch.distributed with gloo for one local process (CPU), unless a launcher set it up."""
     import deepspeed
 
-    for key, value in (("MASTER_ADDR", "127.0.0.1"), ("MASTER_PORT", "29533"), ("RANK", "0"),
-                       ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")):
+    if "MASTER_PORT" not in os.environ:  # a free port: two local runs must not collide
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            os.environ["MASTER_PORT"] = str(sock.getsockname()[1])
+    for key, value in (("MASTER_ADDR", "127.0.0.1"), ("RANK", "0"), ("WORLD_SIZE", "1"),
+                       ("LOCAL_RANK", "0")):
         os.environ.setdefault(key, value)
     if not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
