@@ -29,15 +29,15 @@ def ensure_punkt_tab(root: Path, english_texts: Iterable[str]) -> Path:
     """
     from nltk.tokenize.punkt import PunktTrainer, save_punkt_params
 
+    from lakehouse.storage import staged
+
     lang = root / "tokenizers" / "punkt_tab" / "english"
     if (lang / "ortho_context.tab").exists():
         return root
     trainer = PunktTrainer()
     trainer.train(" ".join(english_texts), finalize=True)
-    tmp = lang.with_name(f".english.tmp-{os.getpid()}")
-    tmp.parent.mkdir(parents=True, exist_ok=True)
-    save_punkt_params(trainer.get_params(), str(tmp))
-    os.replace(tmp, lang)
+    with staged(lang) as tmp:
+        save_punkt_params(trainer.get_params(), str(tmp))
     return root
 
 
