@@ -21,19 +21,9 @@ import numpy as np
 import torch
 
 from bench.common import PeakRSS, Record, device_name, report
+from models.registry import tiny_llama
 from models.short_context import short_context_logprobs
 from models.training import PackedBatch, TrainSettings, build_engine, micro_batches, micro_step
-
-
-def _model(vocab: int, layers: int, hidden: int, seed: int = 0):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=4 * hidden,
-                      num_hidden_layers=layers, num_attention_heads=max(1, hidden // 64),
-                      num_key_value_heads=max(1, hidden // 64),
-                      max_position_embeddings=65536, tie_word_embeddings=True)
-    return LlamaForCausalLM(cfg)
 
 
 def _data(n_seq: int, length: int, vocab: int, seed: int = 0):
@@ -50,7 +40,7 @@ def time_mode(mode: str, frozen: bool, args, ids, spans, frozen_scores) -> tuple
     settings = TrainSettings(mode=mode, frozen=frozen, n=args.n, steps=args.warmup + args.steps,
                              micro_batch=1, grad_accum=1, lr=1e-4, warmup_steps=0,
                              zero_stage=args.zero_stage, block_size=args.block_size)
-    model = _model(args.vocab, args.layers, args.hidden)
+    model = tiny_llama(args.vocab, args.layers, args.hidden, head_dim=64, max_positions=65536)
     engine = build_engine(model, settings)
     times = []
     with PeakRSS() as mem:
@@ -116,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     ids, spans = _data(args.warmup + args.steps, args.length, args.vocab)
-    scorer = _model(args.vocab, args.layers, args.hidden, seed=1).eval()
+    scorer = tiny_llama(args.vocab, args.layers, args.hidden, seed=1, head_dim=64,
+                        max_positions=65536).eval()
     frozen_scores = short_context_logprobs(scorer, ids, spans, args.n, args.n // 4)
     del scorer
     modes = [("uniform", True), ("dense", True), ("sparse", True), ("dense", False),

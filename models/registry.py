@@ -204,33 +204,31 @@ def load_embedder(spec: str, device: str = "cpu"):
             from exc
 
 
-def main() -> None:
-    """``python -m models.registry``: fetch and cache the built-in models (used by make)."""
-    folder = ensure_smollm2()
-    print(f"{SMOLLM2}: {folder}")
-    print(f"{MINILM}: {resolve_embedder(MINILM).location}")
-
-
-if __name__ == "__main__":
-    main()
-
-
-def build_tiny_llama(tokenizer_source: str, layers: int, hidden: int, seed: int = 0):
-    """A small randomly initialised Llama with the given scorer's tokenizer and vocabulary:
-    the `tiny:<layers>x<hidden>` training model, for quick runs on a CPU."""
+def tiny_llama(vocab_size: int, layers: int, hidden: int, seed: int = 0, head_dim: int = 32,
+               max_positions: int = 131072, bos_token_id: int | None = None,
+               eos_token_id: int | None = None):
+    """A small randomly initialised Llama (tied embeddings, MLP 4x hidden): the quick
+    training model on a CPU, and the model of the training benchmark."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    tokenizer, _ = load_tokenizer(tokenizer_source)
     torch.manual_seed(seed)
-    heads = max(1, hidden // 32)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden,
+    heads = max(1, hidden // head_dim)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden,
                          intermediate_size=4 * hidden, num_hidden_layers=layers,
                          num_attention_heads=heads, num_key_value_heads=heads,
-                         max_position_embeddings=131072, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)
-    return LlamaForCausalLM(config), tokenizer
+                         max_position_embeddings=max_positions, tie_word_embeddings=True,
+                         bos_token_id=bos_token_id, eos_token_id=eos_token_id)
+    return LlamaForCausalLM(config)
+
+
+def build_tiny_llama(tokenizer_source: str, layers: int, hidden: int, seed: int = 0):
+    """The `tiny:<layers>x<hidden>` training model: a tiny Llama with the given scorer's
+    tokenizer and vocabulary."""
+    tokenizer, _ = load_tokenizer(tokenizer_source)
+    model = tiny_llama(len(tokenizer), layers, hidden, seed, bos_token_id=tokenizer.bos_token_id,
+                       eos_token_id=tokenizer.eos_token_id)
+    return model, tokenizer
 
 
 def load_training_model(spec: str, scorer: str, dtype: str = "float32", seed: int = 0):
@@ -244,3 +242,13 @@ def load_training_model(spec: str, scorer: str, dtype: str = "float32", seed: in
         return build_tiny_llama(scorer, layers, hidden, seed)
     return load_scorer(spec, dtype=dtype)
 
+
+def main() -> None:
+    """``python -m models.registry``: fetch and cache the built-in models (used by make)."""
+    folder = ensure_smollm2()
+    print(f"{SMOLLM2}: {folder}")
+    print(f"{MINILM}: {resolve_embedder(MINILM).location}")
+
+
+if __name__ == "__main__":
+    main()
