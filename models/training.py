@@ -131,12 +131,15 @@ def micro_batches(n_sequences: int, settings: TrainSettings, start_step: int
     earlier ones: a resumed run sees exactly the data the uninterrupted run would have.
     """
     per_step = settings.micro_batch * settings.grad_accum
+    order, order_epoch = None, -1
     for step in range(start_step, settings.steps):
         first = step * per_step
         idx = []
         for k in range(first, first + per_step):
             epoch, offset = divmod(k, n_sequences)
-            order = np.random.default_rng((settings.seed, epoch)).permutation(n_sequences)
+            if epoch != order_epoch:  # one permutation per epoch, not per sequence drawn
+                order = np.random.default_rng((settings.seed, epoch)).permutation(n_sequences)
+                order_epoch = epoch
             idx.append(int(order[offset]))
         yield step, [idx[i:i + settings.micro_batch]
                      for i in range(0, per_step, settings.micro_batch)]
