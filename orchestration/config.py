@@ -110,15 +110,14 @@ class PackingSettings(_Strict):
 
 
 class TokenWeightingSettings(_Strict):
-    """Token-weighted training (Helm et al.): the short-context scorer and the weights."""
+    """Token-weighted training (Helm et al.): the short-context scorer and the weights' shape;
+    which loss (uniform / dense / sparse, frozen / unfrozen) is each run's own setting."""
 
     scorer: str | None = None  # frozen short-context model; None: models.scorer
     n: int = Field(0, ge=0)  # short context; 0: the scorer's native context
     overlap: int | None = None  # context of tokens in later windows; None: n / 4
     variant: Literal["abs", "ppmi", "npmi", "sppmi", "snpmi"] = "abs"
     shift_k: float = Field(2.0, ge=2.0)  # the k of the shifted variants (minus ln k)
-    mode: Literal["uniform", "dense", "sparse"] = "sparse"
-    frozen: bool = True  # False: the model in training scores itself at context n
     lam: float = Field(0.75, ge=0, le=1)  # dense: w = lam + (1 - lam) * norm(|s|)
     kappa: float = Field(0.4, gt=0, le=1)  # sparse: kept fraction (paper: 0.4 frozen)
     datasets: list[str] = ["entropylong", "baseline"]  # packed datasets to score
