@@ -1,9 +1,10 @@
 """Writers for the demo corpora: generated shards on disk, read back like any real corpus.
 
-The demo corpora are written as ordinary shard files (Parquet for `planted`, JSONL for
-`pystdlib`) so that everything downstream, from shard discovery to ingest, runs the same code
-path as a real FineWeb-Edu or Cosmopedia corpus. With ``inject_bad_rows`` a few rows of each
-kind of damage are added to the first shard, so the quarantine table has something to show.
+The demo corpora are written as ordinary shard files (Parquet for `planted` and
+`realistic`, JSONL for `pystdlib`) so that everything downstream, from shard discovery to
+ingest, runs the same code path as a real FineWeb-Edu or Cosmopedia corpus. With
+``inject_bad_rows`` a few rows of each kind of damage are added to the first shard, so the
+quarantine table has something to show.
 """
 
 from __future__ import annotations
@@ -14,16 +15,17 @@ import pyarrow as pa
 
 from lakehouse import tables
 from lakehouse.corpora import CorpusSpec
-from lakehouse.demo import planted, pystdlib
+from lakehouse.demo import planted, pystdlib, realistic
 from lakehouse.storage import atomic_write_bytes, exists, join, write_parquet
 
 GROUND_TRUTH_FILE = "_meta/ground_truth.parquet"
+PLANTED_KINDS = ("planted", "realistic")  # demo kinds that write a ground-truth table
 
 
 def ground_truth_files(specs: list[CorpusSpec]) -> list[str]:
     """The ground-truth tables of the configured planted corpora that exist on storage."""
     files = [join(spec.uri, GROUND_TRUTH_FILE) for spec in specs
-             if spec.demo.get("kind") == "planted"]
+             if spec.demo.get("kind") in PLANTED_KINDS]
     return [f for f in files if exists(f)]
 
 
@@ -96,7 +98,50 @@ def write_pystdlib(spec: CorpusSpec) -> list[str]:
     return written
 
 
-WRITERS = {"planted": write_planted, "pystdlib": write_pystdlib}
+REALISTIC_KEYS = {"kind", "seed", "n_roots", "n_distractors", "facts_per_root", "boilerplate",
+                  "sentences", "families", "n_lookalikes", "n_shards", "inject_bad_rows"}
+
+
+def write_realistic(spec: CorpusSpec) -> list[str]:
+    """Write the realistic planted corpus (one corpus: roots, sources, distractors and, with
+    ``n_lookalikes``, a look-alike pool) and its ground truth; see lakehouse.demo.realistic.
+
+    Its documents are meant to serve as roots and pool at once (``roles: [root, pool]``).
+    """
+    opts = spec.demo
+    unknown = set(opts) - REALISTIC_KEYS
+    if unknown:
+        raise ValueError(f"corpus {spec.name}: unknown realistic demo keys {sorted(unknown)}; "
+                         f"known: {sorted(REALISTIC_KEYS)}")
+    seed = int(opts.get("seed", 0))
+    sizes = {"boilerplate": float(opts.get("boilerplate", 0.2)),
+             "sentences": int(opts.get("sentences", 12)), "families": opts.get("families")}
+    docs, truth = realistic.generate(seed=seed, n_roots=int(opts.get("n_roots", 24)),
+                                     n_distractors=int(opts.get("n_distractors", 24)),
+                                     facts_per_root=int(opts.get("facts_per_root", 4)),
+                                     corpus=spec.name, **sizes)
+    n_look = int(opts.get("n_lookalikes", 0))
+    if n_look:
+        avoid = {t["surface"] for t in truth}
+        docs = docs + realistic.lookalike_docs(seed, n_look, avoid=avoid, **sizes)
+    rows = [{"id": d.source_id, "text": d.text, "role": d.role, "domain": d.domain}
+            for d in docs]
+    shards = _split(rows, int(opts.get("n_shards", 2)))
+    if opts.get("inject_bad_rows", False) and shards:
+        shards[0] = shards[0] + [
+            {"id": "realistic-bad-null", "text": None, "role": "bad", "domain": ""},
+            {"id": "realistic-bad-copy", "text": rows[0]["text"], "role": "bad", "domain": ""},
+        ]
+    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("role", pa.string()),
+                        ("domain", pa.string())])
+    written = [write_parquet(pa.Table.from_pylist(shard, schema=schema),
+                             join(spec.uri, f"shard-{i:05d}.parquet"))
+               for i, shard in enumerate(shards)]
+    write_parquet(tables.from_rows(truth, tables.GROUND_TRUTH), join(spec.uri, GROUND_TRUTH_FILE))
+    return written
+
+
+WRITERS = {"planted": write_planted, "pystdlib": write_pystdlib, "realistic": write_realistic}
 
 
 def write_demo_corpus(spec: CorpusSpec) -> list[str]:
