@@ -1,16 +1,64 @@
-"""Candidate filtering for retrieval: never the root itself, never a near-copy of it.
+"""Retrieval (EntropyLong step 2): anchor queries in, K candidate chunks per anchor out.
 
-Without this, verification would reward self-copying: a chunk of the root document (or of a
-near-duplicate of it) trivially lowers the entropy of the root's own tokens.
+Dense search alone loses the dependencies worth keeping: a sentence embedding of a window
+holding an invented name, a code or a date is close to every window of the same kind, so in
+a pool of same-topic documents the true source ranks among look-alikes. A lexical (BM25)
+query of the same window matches the name itself. ``mode: hybrid`` (the default, see
+bench.retrieval) runs both over the same table and fuses the two ranked lists by reciprocal
+rank, which needs no score calibration between cosine and BM25.
+
+Candidates are then made to count:
+
+* never the root itself, never a near-copy of it (verification would reward self-copying:
+  a chunk of the root trivially lowers the entropy of the root's own tokens);
+* at most ``per_doc`` chunks of one pool document per anchor, so K slots are not spent on
+  the consecutive chunks of one look-alike;
+* a candidate whose vector is a near-copy of a better-ranked candidate (recurring
+  boilerplate, templates) collapses into it.
+
+Each drop is counted per anchor, and each candidate records which side found it.
 """
 
 from __future__ import annotations
 
+import re
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
-from lakehouse.vector_index import Hits
+from lakehouse import tables
+from lakehouse.vector_index import Hits, LexicalQuery, VectorIndex
+
+Mode = Literal["dense", "lexical", "hybrid"]
+
+
+class RetrievalSettings(BaseModel):
+    """Settings of the retrieval stage (the ``retrieval`` block of the pipeline config)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    k: int = Field(8, gt=0)  # candidates kept per anchor
+    near_dup_cosine: float = Field(0.95, gt=0, le=1)  # hits this close to a chunk of the root
+    # are excluded
+    batch_size: int = Field(256, gt=0)  # queries per embedding / dense search batch
+    mode: Mode = "hybrid"  # dense (MiniLM cosine) | lexical (BM25) | hybrid (both, fused)
+    depth: int = Field(32, gt=0)  # hits fetched per side before exclusion and fusion (the
+    # root's own chunk count is added, so its chunks cannot crowd the list out)
+    rrf_k: float = Field(60.0, gt=0)  # hybrid: a hit at rank r adds 1 / (rrf_k + r)
+    per_doc: int | None = Field(1, gt=0)  # candidates from one pool document per anchor
+    # (None: no limit)
+    dedup_cosine: float | None = Field(0.95, gt=0, le=1)  # a candidate this close to a
+    # better-ranked one collapses into it (None: off)
+    anchor_boost: float = Field(0.0, ge=0)  # lexical: extra weight of the anchor's own word
+    # (0: the window text alone)
+    anchor_word_query: bool = False  # lexical: also one query of the anchor's word alone,
+    # fused as a third list
+    sample_queries: int = Field(8, ge=0)  # queries shown in the Markdown sample
 
 
 @dataclass(frozen=True)
@@ -19,6 +67,11 @@ class Candidate:
     chunk_id: str
     chunk_doc_id: str
     score: float  # cosine similarity of query and chunk
+    found_by: str = "dense"  # dense | lexical | both
+    dense_rank: int | None = None  # 1-based among the side's eligible hits
+    lexical_rank: int | None = None
+    bm25: float | None = None
+    fused: float = 0.0  # reciprocal-rank score (single mode: that side's alone)
 
 
 @dataclass(frozen=True)
@@ -26,6 +79,8 @@ class Filtered:
     candidates: list[Candidate]
     excluded_self: int
     excluded_near_dup: int
+    excluded_per_doc: int = 0
+    excluded_dup_candidate: int = 0
 
 
 def filter_hits(root_doc_id: str, hits: Hits, root_vectors: np.ndarray, k: int,
@@ -33,20 +88,275 @@ def filter_hits(root_doc_id: str, hits: Hits, root_vectors: np.ndarray, k: int,
     """Keep the best ``k`` hits that are neither the root's chunks nor near-copies of them.
 
     A hit is a near-copy when its cosine similarity to any chunk of the root exceeds
-    ``near_dup_cosine``.
+    ``near_dup_cosine``. (Dense hits only, no per-document or candidate limits: what
+    ``select`` does with ``per_doc=None, dedup_cosine=None``.)
     """
-    kept: list[Candidate] = []
-    n_self = n_dup = 0
-    if len(root_vectors) and len(hits.chunk_ids):
+    return select(root_doc_id, {"dense": hits}, root_vectors, None, k, near_dup_cosine,
+                  per_doc=None, dedup_cosine=None)
+
+
+def _excluded(root_doc_id: str, hits: Hits, root_vectors: np.ndarray, near_dup_cosine: float
+              ) -> tuple[list[int], set[str], set[str]]:
+    """Eligible hit indices, and the chunk ids excluded as self and as near-copies."""
+    if len(root_vectors) and len(hits.chunk_ids) and hits.vectors.shape[1]:
         dup_sim = (hits.vectors @ root_vectors.T).max(axis=1)
     else:
         dup_sim = np.full(len(hits.chunk_ids), -1.0, np.float32)
-    for cid, did, score, sim in zip(hits.chunk_ids, hits.doc_ids, hits.scores, dup_sim,
-                                    strict=True):
+    keep, selfs, dups = [], set(), set()
+    for i, (cid, did) in enumerate(zip(hits.chunk_ids, hits.doc_ids, strict=True)):
         if did == root_doc_id:
-            n_self += 1
-        elif sim > near_dup_cosine:
+            selfs.add(cid)
+        elif dup_sim[i] > near_dup_cosine:
+            dups.add(cid)
+        else:
+            keep.append(i)
+    return keep, selfs, dups
+
+
+def select(root_doc_id: str, sides: dict[str, Hits], root_vectors: np.ndarray,
+           query_vector: np.ndarray | None, k: int, near_dup_cosine: float,
+           per_doc: int | None = 1, dedup_cosine: float | None = 0.95, rrf_k: float = 60.0
+           ) -> Filtered:
+    """The ``k`` candidates of one anchor from the ranked hit lists of each side.
+
+    ``sides`` maps a side name to its hits, best first: ``dense``, and ``lexical`` or several
+    lexical lists (names starting with ``lexical``, e.g. the window and the anchor word).
+    The root's chunks and near-copies are removed from every list first; the lists are then
+    fused by reciprocal rank (score = sum over lists of 1 / (rrf_k + rank among eligible
+    hits); one list keeps its own order); the fused list is walked best first, dropping a
+    hit past ``per_doc`` chunks of its document, or within ``dedup_cosine`` of a kept one.
+    Ties are broken by chunk id. ``score`` is the cosine of query and chunk (NaN without a
+    query vector).
+    """
+    fused: dict[str, float] = {}
+    info: dict[str, dict] = {}
+    selfs: set[str] = set()
+    dups: set[str] = set()
+    for name, hits in sides.items():
+        keep, s, d = _excluded(root_doc_id, hits, root_vectors, near_dup_cosine)
+        selfs |= s
+        dups |= d
+        side = "dense" if name == "dense" else "lexical"
+        for rank, i in enumerate(keep, start=1):
+            cid = hits.chunk_ids[i]
+            fused[cid] = fused.get(cid, 0.0) + 1.0 / (rrf_k + rank)
+            row = info.setdefault(cid, {"doc": hits.doc_ids[i], "vec": hits.vectors[i]
+                                        if hits.vectors.shape[1] else None, "sides": set()})
+            row["sides"].add(side)
+            if side == "dense":
+                row.setdefault("dense_rank", rank)
+                row["cos"] = float(hits.scores[i])
+            else:  # the window's list comes before the anchor word's
+                row.setdefault("lexical_rank", rank)
+                row.setdefault("bm25", float(hits.scores[i]))
+    order = sorted(fused, key=lambda c: (-fused[c], c))
+    kept: list[Candidate] = []
+    kept_vecs: list[np.ndarray] = []
+    per: dict[str, int] = {}
+    n_doc = n_dup = 0
+    for cid in order:
+        if len(kept) == k:
+            break
+        row = info[cid]
+        if per_doc is not None and per.get(row["doc"], 0) >= per_doc:
+            n_doc += 1
+            continue
+        vec = row["vec"]
+        if dedup_cosine is not None and vec is not None and kept_vecs and \
+                float(np.max(np.stack(kept_vecs) @ vec)) > dedup_cosine:
             n_dup += 1
-        elif len(kept) < k:
-            kept.append(Candidate(len(kept) + 1, cid, did, float(score)))
-    return Filtered(kept, n_self, n_dup)
+            continue
+        per[row["doc"]] = per.get(row["doc"], 0) + 1
+        if vec is not None:
+            kept_vecs.append(vec)
+        if "cos" in row:
+            cos = row["cos"]
+        elif query_vector is not None and vec is not None:
+            cos = float(query_vector @ vec)
+        else:
+            cos = float("nan")
+        by = "both" if len(row["sides"]) == 2 else next(iter(row["sides"]))
+        kept.append(Candidate(len(kept) + 1, cid, row["doc"], cos, by, row.get("dense_rank"),
+                              row.get("lexical_rank"), row.get("bm25"), fused[cid]))
+    return Filtered(kept, len(selfs), len(dups - selfs), n_doc, n_dup)
+
+
+_WORD = re.compile(r"[\w][\w'\-]*[\w]|[\w]", re.UNICODE)
+
+
+def anchor_word(text: str, char_start: Sequence[int], char_end: Sequence[int],
+                position: int) -> str:
+    """The word of ``text`` that holds token ``position`` (letters, digits, inner - and ').
+
+    A sub-word token ("Qu" of "Quorvath") gives its whole word; a token of punctuation or
+    space alone gives the word that follows within a few characters, or "".
+    """
+    lo, hi = int(char_start[position]), int(char_end[position])
+    start = lo
+    inside = lo < len(text) and (text[lo].isalnum() or text[lo] == "_")
+    while inside and start > 0 and (text[start - 1].isalnum() or text[start - 1] in "_-'"):
+        start -= 1  # back to the start of the word the token is inside
+    m = _WORD.search(text, start, min(len(text), max(hi, lo + 1) + 8))
+    return m.group(0) if m and m.start() < max(hi, lo + 1) + 8 else ""
+
+
+def lexical_queries(query: str, word: str, settings: RetrievalSettings
+                    ) -> dict[str, LexicalQuery]:
+    """The lexical query lists of one anchor: the window text (with the anchor's word boosted
+    when ``anchor_boost`` > 0) and, with ``anchor_word_query``, the word alone."""
+    out: dict[str, LexicalQuery] = {}
+    if settings.anchor_boost > 0 and word:
+        out["lexical"] = [(query, 1.0), (word, settings.anchor_boost)]
+    else:
+        out["lexical"] = query
+    if settings.anchor_word_query and word:
+        out["lexical_word"] = word
+    return out
+
+
+def _unique(keys: list) -> tuple[list, list[int]]:
+    first: dict = {}
+    idx = [first.setdefault(key, len(first)) for key in keys]
+    return list(first), idx
+
+
+def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa.Table,
+             index: VectorIndex, settings: RetrievalSettings) -> tuple[pa.Table, dict]:
+    """Candidates of every anchor of one root shard (``tables.RETRIEVAL_CANDIDATES``).
+
+    ``anchors``: ``doc_id``, ``position``, ``query`` and optionally ``anchor_word`` (see
+    ``anchor_word``; used by ``anchor_boost`` and ``anchor_word_query``). ``query_vectors``:
+    the unit-norm embedding of each anchor's query, row for row (may be None in lexical
+    mode). ``own_chunks``: ``doc_id``, ``vector`` of the shard's own chunks (what counts as a
+    near-copy of a root). Each distinct query is searched once. Returns the table and its
+    statistics: counts, each drop reason, the share of anchors whose candidates came from the
+    lexical side only / the dense side only / both, timings and a Markdown sample.
+    """
+    n = anchors.num_rows
+    mode = settings.mode
+    if mode != "lexical" and n and (query_vectors is None or len(query_vectors) != n):
+        raise ValueError("query_vectors must have one row per anchor in dense/hybrid mode")
+    doc_ids = anchors["doc_id"].to_pylist()
+    positions = anchors["position"].to_pylist()
+    queries = anchors["query"].to_pylist()
+    words = (anchors["anchor_word"].to_pylist() if "anchor_word" in anchors.column_names
+             else [""] * n)
+    words = [w or "" for w in words]
+    own_vecs, own_by_doc = _own(own_chunks, index.dim)
+    longest_own = max((len(v) for v in own_by_doc.values()), default=0)
+    fetch = settings.depth + longest_own
+    stats: dict = {"mode": mode, "anchors": n, "k": settings.k, "depth": fetch}
+
+    dense: list[Hits] = []
+    dense_of: list[int] = []
+    t0 = time.perf_counter()
+    if mode != "lexical" and n:
+        uq, dense_of = _unique(queries)
+        first = {q: i for i, q in reversed(list(enumerate(queries)))}
+        qv = np.asarray(query_vectors, np.float32)[[first[q] for q in uq]]
+        dense = index.search(qv, fetch, batch=settings.batch_size)
+    stats["dense_s"] = time.perf_counter() - t0
+
+    lexical: list[dict[str, Hits]] = []
+    lexical_of: list[int] = []
+    t0 = time.perf_counter()
+    if mode != "dense" and n:
+        ukeys, lexical_of = _unique(list(zip(queries, words, strict=True)))
+        per_key = [lexical_queries(q, w, settings) for q, w in ukeys]
+        names = sorted({name for lq in per_key for name in lq})
+        lexical = [{} for _ in ukeys]
+        for name in names:
+            rows = [i for i, lq in enumerate(per_key) if name in lq]
+            found = index.search_lexical([per_key[i][name] for i in rows], fetch)
+            for i, h in zip(rows, found, strict=True):
+                lexical[i][name] = h
+    stats["lexical_s"] = time.perf_counter() - t0
+    distinct = max(len(dense), len(lexical))
+    search_s = stats["dense_s"] + stats["lexical_s"]
+    stats["distinct_queries"] = distinct
+    stats["queries_per_s"] = distinct / search_s if search_s > 0 else float("nan")
+
+    rows: list[dict] = []
+    counts = {"excluded_self": 0, "excluded_near_dup": 0, "excluded_per_doc": 0,
+              "excluded_dup_candidate": 0}
+    sides_of_anchor = {"lexical_only": 0, "dense_only": 0, "both": 0}
+    no_candidates = 0
+    per_anchor: list[tuple[int, Filtered]] = []
+    for a in range(n):
+        sides: dict[str, Hits] = {}
+        if dense:
+            sides["dense"] = dense[dense_of[a]]
+        if lexical:
+            sides.update(lexical[lexical_of[a]])
+        qvec = None if query_vectors is None else np.asarray(query_vectors[a], np.float32)
+        root_vecs = own_vecs[own_by_doc.get(doc_ids[a], [])]
+        f = select(doc_ids[a], sides, root_vecs, qvec, settings.k, settings.near_dup_cosine,
+                   settings.per_doc, settings.dedup_cosine, settings.rrf_k)
+        per_anchor.append((a, f))
+        for key in counts:
+            counts[key] += getattr(f, key)
+        if not f.candidates:
+            no_candidates += 1
+            continue
+        lex = any(c.found_by != "dense" for c in f.candidates)
+        den = any(c.found_by != "lexical" for c in f.candidates)
+        sides_of_anchor["both" if lex and den else "lexical_only" if lex else "dense_only"] += 1
+        for c in f.candidates:
+            rows.append({"doc_id": doc_ids[a], "position": positions[a], "rank": c.rank,
+                         "chunk_id": c.chunk_id, "chunk_doc_id": c.chunk_doc_id,
+                         "score": c.score, "excluded_self": f.excluded_self,
+                         "excluded_near_dup": f.excluded_near_dup,
+                         "excluded_per_doc": f.excluded_per_doc,
+                         "excluded_dup_candidate": f.excluded_dup_candidate,
+                         "found_by": c.found_by, "dense_rank": c.dense_rank,
+                         "lexical_rank": c.lexical_rank, "bm25": c.bm25,
+                         "fused_score": c.fused, "mode": mode})
+    table = tables.from_rows(rows, tables.RETRIEVAL_CANDIDATES)
+    with_cands = max(n - no_candidates, 1)
+    stats.update(counts)
+    stats.update({"candidates": len(rows), "anchors_without_candidates": no_candidates,
+                  **{f"share_{key}": v / with_cands for key, v in sides_of_anchor.items()},
+                  "candidates_found_by": {by: sum(r["found_by"] == by for r in rows)
+                                          for by in ("dense", "lexical", "both")}})
+    stats["sample"] = sample_markdown(per_anchor, queries, doc_ids, positions, index,
+                                      settings.sample_queries)
+    return table, stats
+
+
+def _own(own_chunks: pa.Table, dim: int) -> tuple[np.ndarray, dict[str, list[int]]]:
+    if own_chunks.num_rows == 0:
+        return np.zeros((0, dim), np.float32), {}
+    vecs = own_chunks["vector"].combine_chunks().flatten().to_numpy(
+        zero_copy_only=False).reshape(-1, dim).astype(np.float32)
+    by_doc: dict[str, list[int]] = {}
+    for i, d in enumerate(own_chunks["doc_id"].to_pylist()):
+        by_doc.setdefault(d, []).append(i)
+    return vecs, by_doc
+
+
+def _cell(text: str, width: int) -> str:
+    text = " ".join(text.split()).replace("|", "\\|")
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def sample_markdown(per_anchor: list[tuple[int, Filtered]], queries: list[str],
+                    doc_ids: list[str], positions: list[int], index: VectorIndex, n: int,
+                    top: int = 3) -> str:
+    """A Markdown table of ``n`` anchors spread over the shard: query, top candidates (which
+    side found each, cosine, BM25) and the opening of the best one's text."""
+    if n == 0 or not per_anchor:
+        return ""
+    step = max(1, len(per_anchor) // n)
+    picked = per_anchor[::step][:n]
+    best = [f.candidates[0].chunk_id for _, f in picked if f.candidates]
+    texts = index.texts(best)
+    lines = ["| root | position | query | top candidates (side, cosine, BM25) | best text |",
+             "|---|---|---|---|---|"]
+    for a, f in picked:
+        cands = "<br>".join(
+            f"{c.rank}. `{c.chunk_id}` {c.found_by}, {c.score:.2f}, "
+            f"{'-' if c.bm25 is None else f'{c.bm25:.1f}'}" for c in f.candidates[:top])
+        text = texts.get(f.candidates[0].chunk_id, "") if f.candidates else ""
+        lines.append(f"| `{doc_ids[a][:12]}` | {positions[a]} | {_cell(queries[a], 100)} | "
+                     f"{cands or 'none'} | {_cell(text, 120)} |")
+    return "\n".join(lines)

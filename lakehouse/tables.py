@@ -130,6 +130,14 @@ RETRIEVAL_CANDIDATES = pa.schema([
     ("chunk_id", pa.string()),
     ("chunk_doc_id", pa.string()),
     ("score", pa.float32()),  # cosine similarity of the anchor query and the chunk
+    ("excluded_per_doc", pa.int64()),  # hits past retrieval.per_doc chunks of their document
+    ("excluded_dup_candidate", pa.int64()),  # hits near-copying a better-ranked candidate
+    ("found_by", pa.string()),  # dense | lexical | both: which search ranked the chunk
+    ("dense_rank", pa.int64()),  # rank among the eligible dense hits; null: not found
+    ("lexical_rank", pa.int64()),  # rank among the eligible BM25 hits; null: not found
+    ("bm25", pa.float32()),  # BM25 score of the lexical query; null: not found lexically
+    ("fused_score", pa.float32()),  # reciprocal-rank score the candidates are ordered by
+    ("mode", pa.string()),  # retrieval.mode: dense | lexical | hybrid
     ("excluded_self", pa.int64()),  # hits from the root document itself, dropped
     ("excluded_near_dup", pa.int64()),  # hits too close to a chunk of the root, dropped
 ])

@@ -1,4 +1,4 @@
-"""The LanceDB vector index of pool chunks: incremental by shard, exact when small.
+"""The LanceDB index of pool chunks (vectors and text): incremental by shard, exact when small.
 
 Every row carries the shard it came from (``shard_key``) and the hash of that shard's
 embeddings file (``shard_sha``), so the table itself says which shards it holds and in which
@@ -17,25 +17,40 @@ derived from the row count:
 * ``ivf_pq``: IVF lists of product-quantized codes (dim/4 bytes a vector, 4x smaller than SQ)
   for pools whose index must stay small; it needs re-ranking on the full vectors
   (``refine_factor``) to reach a useful recall, which costs most of its speed.
+
+The same table holds each chunk's text under LanceDB's native full-text index (BM25 over an
+inverted index, ``fts``), so a lexical query can match an invented name or a code that a
+sentence embedding blurs into every window of the same kind. A sync merges new rows into it
+(``optimize``: same scores as a rebuild, bench.retrieval times both) and masks removed ones.
+BM25 from it is exact at any size: the index scores every row holding a query term, with the
+statistics of the rows the table holds (after each sync's ``optimize`` deleted rows no longer
+count; between a delete and an optimize they would). Its only approximation is the stemming
+and stop-word list of its tokenizer (``fts_stem``, ``fts_stop_words``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import lancedb
 import numpy as np
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
 TABLE = "chunks"
 
 
 def index_schema(dim: int) -> pa.Schema:
+    """Columns of the index table; ``load`` in ``sync`` supplies all but the two shard ones."""
     return pa.schema([("chunk_id", pa.string()), ("doc_id", pa.string()),
                       ("corpus", pa.string()), ("shard_key", pa.string()),
                       ("shard_sha", pa.string()),
+                      ("text", pa.large_string()),  # the chunk's text, under the FTS index
                       ("vector", pa.list_(pa.float32(), dim))])
 
 
@@ -46,20 +61,26 @@ HNSW_ROWS_PER_PARTITION = 1_000_000  # one graph per this many rows bounds build
 MAX_DELTA_INDICES = 8  # HNSW delta graphs (one per sync that adds rows) before retraining
 
 
-@dataclass(frozen=True)
-class IndexParams:
-    kind: str = "ivf_hnsw_sq"  # one of ANN_KINDS, used above exact_below rows
-    exact_below: int = 50_000  # rows; below this, search is exact
-    num_partitions: int | None = None  # IVF lists; default by kind and row count
-    num_sub_vectors: int | None = None  # ivf_pq: codes per vector; default dim / 4
-    nprobes: int | None = None  # lists searched per query; default by kind
-    ef: int | None = None  # ivf_hnsw_sq: candidate list per graph search; default max(40, 4k)
-    refine_factor: int | None = None  # re-rank refine_factor * k hits on the full vectors;
-    # default 3 for ivf_pq, none for the SQ kinds (their recall does not need it)
+class IndexSettings(BaseModel):
+    """Settings of the chunk index (the ``index`` block of the pipeline config)."""
 
-    def __post_init__(self):
-        if self.kind not in ANN_KINDS:
-            raise ValueError(f"index kind must be one of {ANN_KINDS}, got {self.kind!r}")
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["ivf_hnsw_sq", "ivf_sq", "ivf_pq"] = "ivf_hnsw_sq"  # ANN above exact_below
+    exact_below: int = Field(50_000, ge=0)  # rows; below this, dense search is exact
+    num_partitions: int | None = Field(None, gt=0)  # IVF lists; default by kind and rows
+    num_sub_vectors: int | None = Field(None, gt=0)  # ivf_pq: codes per vector; default dim/4
+    nprobes: int | None = Field(None, gt=0)  # lists searched per query; default by kind
+    ef: int | None = Field(None, gt=0)  # ivf_hnsw_sq: graph candidate list; default max(40, 4k)
+    refine_factor: int | None = Field(None, ge=1)  # re-rank refine_factor * k hits on the
+    # full vectors; default 3 for ivf_pq, none for the SQ kinds (their recall needs none)
+    fts: bool = True  # full-text (BM25) index on the chunk text: lexical and hybrid retrieval
+    fts_stem: bool = True  # English stemming of indexed and query words
+    fts_stop_words: bool = True  # drop English stop words from indexed and query text
+    fts_concurrency: int = Field(8, gt=0)  # lexical queries in flight at once
+
+
+IndexParams = IndexSettings  # the name callers used before the settings moved here
 
 
 @dataclass(frozen=True)
@@ -113,6 +134,11 @@ class SyncReport:
     removed: list[str] = field(default_factory=list)
     rows: int = 0
     index: str = "exact"
+    fts: str = "none"  # none | built (from scratch) | merged (incremental) | current
+    rebuilt: bool = False  # the table lacked a column of index_schema and was started over
+    without_text: list[str] = field(default_factory=list)  # shards whose load gave no text
+    vector_s: float = 0.0  # seconds spent on the vector index (training or merging)
+    fts_s: float = 0.0  # seconds spent on the full-text index
 
 
 @dataclass
@@ -134,10 +160,21 @@ def _quote(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+# A lexical query: a text matched word by word (any word may match, BM25 scores them), or
+# several such texts, each with a boost, whose scores add up (e.g. the window plus the
+# anchor's own word weighted up).
+LexicalQuery = str | Sequence[tuple[str, float]]
+
+
 class VectorIndex:
-    def __init__(self, uri: str, dim: int, params: IndexParams = IndexParams()):
-        self.uri, self.dim, self.params = uri, dim, params
-        self.db = lancedb.connect(uri)
+    def __init__(self, uri: str, dim: int, params: IndexSettings | None = None,
+                 storage_options: Mapping[str, str] | None = None):
+        """``uri``: a local folder or an object-store URL (``s3://bucket/index``), with the
+        ``storage_options`` LanceDB takes for it (endpoint, keys, region, ``allow_http``)."""
+        self.uri, self.dim = uri, dim
+        self.params = params if params is not None else IndexSettings()
+        self.storage_options = dict(storage_options) if storage_options else None
+        self.db = lancedb.connect(uri, storage_options=self.storage_options)
         self._exact_cache: tuple[int, pa.Table, np.ndarray] | None = None
 
     def _table(self, create: bool = False):
@@ -146,6 +183,17 @@ class VectorIndex:
         if not create:
             return None
         return self.db.create_table(TABLE, schema=index_schema(self.dim))
+
+    def _current_table(self, report: SyncReport):
+        """The table, started over when it lacks a column of ``index_schema`` (a table written
+        before the text column existed): its shards are then all loaded again."""
+        table = self._table()
+        if table is not None and not set(index_schema(self.dim).names) <= set(
+                table.schema.names):
+            self.db.drop_table(TABLE)
+            report.rebuilt = True
+            table = None
+        return table if table is not None else self._table(create=True)
 
     def count(self) -> int:
         table = self._table()
@@ -175,8 +223,8 @@ class VectorIndex:
         columns). ``expected_rows`` (key -> rows) catches a shard that was half-deleted.
         """
         report = SyncReport()
+        table = self._current_table(report)
         state = self.shard_state()
-        table = self._table(create=True)
         for key in sorted(set(state) - set(wanted)):
             table.delete(f"shard_key = {_quote(key)}")
             report.removed.append(key)
@@ -192,6 +240,9 @@ class VectorIndex:
             else:
                 report.added.append(key)
             data = load(key)
+            if "text" not in data.column_names:
+                report.without_text.append(key)
+                data = data.append_column("text", pa.nulls(data.num_rows, pa.large_string()))
             if data.num_rows:
                 n = data.num_rows
                 data = data.append_column("shard_key", pa.array([key] * n, pa.string()))
@@ -199,12 +250,125 @@ class VectorIndex:
                 table.add(data.select(index_schema(self.dim).names).cast(
                     index_schema(self.dim)))
         report.rows = table.count_rows()
-        if report.added or report.replaced or report.removed:
-            report.index = self._maintain_index(table, report.rows)
-        else:
-            report.index = self.index_kind()
+        changed = bool(report.added or report.replaced or report.removed)
+        start = time.perf_counter()
+        report.index = self._maintain_index(table, report.rows) if changed \
+            else self.index_kind()
+        report.vector_s = time.perf_counter() - start
+        start = time.perf_counter()
+        report.fts = self._maintain_fts(table, changed)
+        report.fts_s = time.perf_counter() - start
         self._exact_cache = None
         return report
+
+    # -- full-text index ------------------------------------------------------------------
+
+    def _fts_config(self):
+        from lancedb.index import FTS
+
+        return FTS(stem=self.params.fts_stem, remove_stop_words=self.params.fts_stop_words)
+
+    def _fts_index(self, table):
+        return next((i for i in table.list_indices() if i.index_type == "FTS"), None)
+
+    def _fts_matches_settings(self, info) -> bool:
+        details = getattr(info, "index_details", None) or {}
+        return (details.get("stem", True) == self.params.fts_stem
+                and details.get("remove_stop_words", True) == self.params.fts_stop_words)
+
+    def _maintain_fts(self, table, changed: bool) -> str:
+        """Keep the full-text index over exactly the table's rows.
+
+        Built from scratch when missing or when its tokenizer settings differ from the
+        configured ones; otherwise a change is merged in by ``optimize`` (new rows indexed,
+        deleted ones dropped from the BM25 statistics: the same scores as a rebuild).
+        """
+        info = self._fts_index(table)
+        if not self.params.fts:
+            if info is not None:
+                table.drop_index(info.name)
+            return "none"
+        if table.count_rows() == 0:
+            return "none"
+        if info is None or not self._fts_matches_settings(info):
+            return self.rebuild_fts(table)
+        if changed or table.index_stats(info.name).num_unindexed_rows:
+            table.optimize()
+            return "merged"
+        return "current"
+
+    def rebuild_fts(self, table=None) -> str:
+        """Build the full-text index from scratch (what a sync does the first time)."""
+        table = table if table is not None else self._table()
+        table.create_index("text", replace=True, config=self._fts_config())
+        return "built"
+
+    def texts(self, chunk_ids: Sequence[str]) -> dict[str, str]:
+        """chunk_id -> text for the given chunks (for looking at results, not bulk reads)."""
+        table = self._table()
+        if table is None or not chunk_ids:
+            return {}
+        where = "chunk_id IN (" + ", ".join(_quote(c) for c in sorted(set(chunk_ids))) + ")"
+        res = table.search().where(where).select(["chunk_id", "text"]).limit(None).to_arrow()
+        return {c: t or "" for c, t in zip(res["chunk_id"].to_pylist(),
+                                             res["text"].to_pylist(), strict=True)}
+
+    def has_fts(self) -> bool:
+        table = self._table()
+        return table is not None and self._fts_index(table) is not None
+
+    def search_lexical(self, queries: Sequence[LexicalQuery], k: int,
+                       with_vectors: bool = True) -> list[Hits]:
+        """Top-``k`` chunks by BM25 for each query (``Hits.scores`` are BM25 scores).
+
+        The queries run concurrently (``fts_concurrency`` in flight) on LanceDB's event loop;
+        an empty query, or one of stop words only, finds nothing. Ties are broken by chunk id.
+        """
+        from lancedb.background_loop import LOOP
+
+        table = self._table()
+        empty = Hits([], [], np.zeros(0, np.float32), np.zeros((0, self.dim), np.float32))
+        if table is None or not len(queries) or self._fts_index(table) is None:
+            return [empty for _ in queries]
+        columns = ["chunk_id", "doc_id", "_score"] + (["vector"] if with_vectors else [])
+        results = LOOP.run(self._lexical_async(list(queries), k, columns))
+        return [self._lexical_hits(r, with_vectors) if r is not None else empty
+                for r in results]
+
+    async def _lexical_async(self, queries: list[LexicalQuery], k: int, columns: list[str]
+                             ) -> list[pa.Table | None]:
+        from lancedb.query import BooleanQuery, MatchQuery, Occur
+
+        db = await lancedb.connect_async(self.uri, storage_options=self.storage_options)
+        table = await db.open_table(TABLE)
+        gate = asyncio.Semaphore(self.params.fts_concurrency)
+
+        async def one(q: LexicalQuery) -> pa.Table | None:
+            if isinstance(q, str):
+                if not q.strip():
+                    return None
+                ftq = MatchQuery(q, "text")
+            else:
+                parts = [(text, boost) for text, boost in q if text.strip() and boost > 0]
+                if not parts:
+                    return None
+                ftq = BooleanQuery([(Occur.SHOULD, MatchQuery(t, "text", boost=b))
+                                    for t, b in parts])
+            async with gate:
+                return await table.query().nearest_to_text(ftq).limit(k).select(
+                    columns).to_arrow()
+
+        return await asyncio.gather(*(one(q) for q in queries))
+
+    def _lexical_hits(self, res: pa.Table, with_vectors: bool) -> Hits:
+        scores = res["_score"].to_numpy().astype(np.float32)
+        ids = np.asarray(res["chunk_id"].to_pylist(), dtype=str)
+        docs = np.asarray(res["doc_id"].to_pylist(), dtype=str)
+        order = np.lexsort((ids, -scores))
+        vecs = (res["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+                .reshape(-1, self.dim)[order].astype(np.float32) if with_vectors
+                else np.zeros((len(ids), 0), np.float32))
+        return Hits(ids[order].tolist(), docs[order].tolist(), scores[order], vecs)
 
     def _vector_indices(self, table) -> list:
         return [i for i in table.list_indices() if "vector" in i.columns]

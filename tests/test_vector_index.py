@@ -1,4 +1,5 @@
-"""The LanceDB index: exact and ANN search, incremental sync, exclusion of the root."""
+"""The LanceDB index: exact and ANN search, the full-text index, incremental sync, exclusion
+of the root."""
 
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
-def _shard(prefix: str, vecs: np.ndarray, corpus: str = "c") -> pa.Table:
+def _shard(prefix: str, vecs: np.ndarray, corpus: str = "c",
+           texts: list[str] | None = None) -> pa.Table:
     n = len(vecs)
+    texts = texts or [f"chunk {i} of shard {prefix}" for i in range(n)]
     return pa.table({"chunk_id": [f"{prefix}:{i}" for i in range(n)],
                      "doc_id": [f"{prefix}-doc{i // 2}" for i in range(n)],
-                     "corpus": [corpus] * n,
+                     "corpus": [corpus] * n, "text": texts,
                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.ravel()), DIM)})
 
 
@@ -107,7 +110,7 @@ def test_ann_parameters_follow_the_row_count():
     assert hnsw.ef(8, IndexParams()) == 40 and hnsw.ef(20, IndexParams()) == 80
     big = ann_plan(20_000_000, 384, IndexParams())
     assert (big.num_partitions, big.nprobes) == (20, 6)
-    with pytest.raises(ValueError, match="index kind"):
+    with pytest.raises(ValueError, match="ivf_hnsw_sq"):
         IndexParams(kind="flat")
 
 
@@ -123,3 +126,113 @@ def test_root_chunks_and_near_duplicates_are_excluded_and_counted():
     assert (f.excluded_self, f.excluded_near_dup) == (1, 1)
     empty = filter_hits("root", Hits([], [], np.zeros(0), np.zeros((0, DIM))), v, 3, 0.9)
     assert empty.candidates == [] and empty.excluded_self == 0
+
+
+def _texts(n: int, prefix: str, planted: dict[int, str]) -> list[str]:
+    """Plain sentences, with the planted ones at their indices."""
+    base = [f"The committee of {prefix} met on day {i} to review the harbour accounts."
+            for i in range(n)]
+    for i, text in planted.items():
+        base[i] = text
+    return base
+
+
+def _lexical_ids(index: VectorIndex, query: str, k: int = 5) -> list[str]:
+    (hits,) = index.search_lexical([query], k)
+    return hits.chunk_ids
+
+
+def test_full_text_index_is_built_queried_and_follows_the_shards(tmp_path):
+    rng = np.random.default_rng(4)
+    va, vb = _unit(rng.normal(size=(20, DIM))), _unit(rng.normal(size=(10, DIM)))
+    shards = {
+        "c/a": _shard("a", va, texts=_texts(20, "a", {3: "Quorvath Elindsey led the survey."})),
+        "c/b": _shard("b", vb, texts=_texts(10, "b", {1: "Quorvath Elindsey and Quorvath's "
+                                                         "permit BX-4411 were stamped."})),
+    }
+    index = VectorIndex(str(tmp_path / "db"), DIM)
+    r1 = index.sync({"c/a": "v1"}, shards.__getitem__)
+    assert r1.fts == "built" and index.has_fts()
+    assert _lexical_ids(index, "who was Quorvath") == ["a:3"]
+    (hits,) = index.search_lexical(["Quorvath"], 3)
+    assert hits.vectors.shape == (1, DIM) and np.allclose(hits.vectors[0], va[3], atol=1e-6)
+    # a new shard is merged into the index, with the BM25 scores a rebuild would give
+    r2 = index.sync({"c/a": "v1", "c/b": "v1"}, shards.__getitem__)
+    assert (r2.added, r2.fts) == (["c/b"], "merged")
+    merged = index.search_lexical(["Quorvath permit", "harbour accounts day 7"], 10)
+    assert merged[0].chunk_ids[:2] == ["b:1", "a:3"]
+    assert _lexical_ids(index, "BX-4411") == ["b:1"]
+    fresh = VectorIndex(str(tmp_path / "fresh"), DIM)
+    fresh.sync({"c/a": "v1", "c/b": "v1"}, shards.__getitem__)
+    for m, f in zip(merged, fresh.search_lexical(["Quorvath permit", "harbour accounts day 7"],
+                                                 10), strict=True):
+        assert np.allclose(m.scores, f.scores, rtol=1e-5)  # ids may differ among ties
+        above = m.scores > m.scores[-1] + 1e-4
+        assert set(np.asarray(m.chunk_ids)[above]) == set(np.asarray(f.chunk_ids)[above])
+    # nothing changed: nothing to do
+    assert index.sync({"c/a": "v1", "c/b": "v1"}, shards.__getitem__).fts == "current"
+    # a removed shard leaves neither index
+    r3 = index.sync({"c/b": "v1"}, shards.__getitem__)
+    assert r3.removed == ["c/a"] and r3.fts == "merged"
+    assert _lexical_ids(index, "Quorvath led the survey") == ["b:1"]  # a:3 is gone
+    assert "a:3" not in index.search(va[3:4], k=5)[0].chunk_ids
+    # a changed shard: the old text is no longer found, the new one is
+    shards["c/b"] = _shard("b", vb, texts=_texts(10, "b", {2: "Zaelk Brorv kept the log."}))
+    r4 = index.sync({"c/b": "v2"}, shards.__getitem__)
+    assert r4.replaced == ["c/b"]
+    assert _lexical_ids(index, "Quorvath") == [] and _lexical_ids(index, "Zaelk") == ["b:2"]
+    # queries without indexable words find nothing
+    assert [h.chunk_ids for h in index.search_lexical(["", "the of and"], 3)] == [[], []]
+
+
+def test_boosted_clauses_rank_the_anchor_word_first(tmp_path):
+    vecs = _unit(np.random.default_rng(5).normal(size=(12, DIM)))
+    texts = _texts(12, "a", {
+        0: "The ledger was audited by the harbour committee again and again.",
+        1: "Drorvaine signed once.",
+    })
+    index = VectorIndex(str(tmp_path / "db"), DIM)
+    index.sync({"c/a": "v1"}, lambda k: _shard("a", vecs, texts=texts))
+    query = "the harbour ledger audited committee Drorvaine"
+    plain = _lexical_ids(index, query, 2)
+    (boosted,) = index.search_lexical([[(query, 1.0), ("Drorvaine", 5.0)]], 2)
+    assert plain[0] == "a:0" and boosted.chunk_ids[0] == "a:1"
+
+
+def test_fts_settings_change_rebuilds_and_can_be_turned_off(tmp_path):
+    vecs = _unit(np.random.default_rng(6).normal(size=(8, DIM)))
+    texts = _texts(8, "a", {5: "To be or not to be."})
+    uri = str(tmp_path / "db")
+    VectorIndex(uri, DIM).sync({"c/a": "v1"}, lambda k: _shard("a", vecs, texts=texts))
+    # stop words dropped: a query of stop words alone finds nothing
+    assert _lexical_ids(VectorIndex(uri, DIM), "to be or not") == []
+    keep = VectorIndex(uri, DIM, IndexParams(fts_stop_words=False))
+    report = keep.sync({"c/a": "v1"}, lambda k: _shard("a", vecs, texts=texts))
+    assert report.fts == "built" and _lexical_ids(keep, "to be or not")[0] == "a:5"
+    off = VectorIndex(uri, DIM, IndexParams(fts=False))
+    assert off.sync({"c/a": "v1"}, lambda k: _shard("a", vecs)).fts == "none"
+    assert not off.has_fts() and off.search_lexical(["be"], 3)[0].chunk_ids == []
+
+
+def test_a_table_written_before_the_text_column_is_started_over(tmp_path):
+    import lancedb
+
+    vecs = _unit(np.random.default_rng(7).normal(size=(6, DIM)))
+    old = pa.schema([f for f in pa.schema(
+        [("chunk_id", pa.string()), ("doc_id", pa.string()), ("corpus", pa.string()),
+         ("shard_key", pa.string()), ("shard_sha", pa.string()),
+         ("vector", pa.list_(pa.float32(), DIM))])])
+    uri = str(tmp_path / "db")
+    data = _shard("a", vecs).drop_columns(["text"])
+    data = data.append_column("shard_key", pa.array(["c/a"] * 6)).append_column(
+        "shard_sha", pa.array(["v1"] * 6))
+    lancedb.connect(uri).create_table("chunks", data=data.select(old.names).cast(old))
+    index = VectorIndex(uri, DIM)
+    report = index.sync({"c/a": "v1"}, lambda k: _shard("a", vecs))
+    assert report.rebuilt and report.added == ["c/a"] and report.fts == "built"
+    assert _lexical_ids(index, "chunk 4 of shard")[0] == "a:4"
+    # a load without text is indexed for vectors and reported
+    report = index.sync({"c/a": "v1", "c/b": "v1"},
+                        lambda k: _shard(k[-1], vecs).drop_columns(["text"])
+                        if k == "c/b" else _shard("a", vecs))
+    assert report.without_text == ["c/b"] and index.count() == 12

@@ -1,0 +1,174 @@
+"""The retrieval stage: hybrid fusion, per-document and near-duplicate candidate limits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from lakehouse import tables
+from lakehouse.retrieval import (
+    RetrievalSettings,
+    anchor_word,
+    lexical_queries,
+    retrieve,
+    select,
+)
+from lakehouse.vector_index import Hits, VectorIndex
+
+DIM = 16
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+
+
+def _table(ids: list[str], docs: list[str], texts: list[str], vecs: np.ndarray) -> pa.Table:
+    return pa.table({"chunk_id": ids, "doc_id": docs, "corpus": ["pool"] * len(ids),
+                     "text": texts,
+                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.ravel()), DIM)})
+
+
+def _pool(tmp_path, n_alike: int = 60):
+    """A pool where the query's embedding sits among ``n_alike`` look-alikes (same topic,
+    other names) and the true source, which names the entity, is far from it in vector
+    space: only the lexical side can find it."""
+    rng = np.random.default_rng(0)
+    topic = _unit(rng.normal(size=(1, DIM)))[0]
+    alike = _unit(topic + 0.15 * rng.normal(size=(n_alike, DIM)))
+    far = _unit(-topic[None] + 0.1 * rng.normal(size=(1, DIM)))
+    ids = [f"alike{i}:0" for i in range(n_alike)] + ["source:0"]
+    docs = [f"alike{i}" for i in range(n_alike)] + ["source"]
+    texts = [f"The survey expedition was led by Kel{i}vor Brand, who measured the ice."
+             for i in range(n_alike)] + ["Our guide Quorvath Elindsey knew every crevasse."]
+    index = VectorIndex(str(tmp_path / "db"), DIM)
+    index.sync({"pool/0": "v1"}, lambda k: _table(ids, docs, texts,
+                                                  np.vstack([alike, far])))
+    query_vec = _unit(topic[None] + 0.05 * rng.normal(size=(1, DIM)))
+    return index, query_vec
+
+
+def _anchors(queries: list[str], words: list[str] | None = None) -> pa.Table:
+    cols = {"doc_id": ["root"] * len(queries), "position": list(range(len(queries))),
+            "query": queries}
+    if words is not None:
+        cols["anchor_word"] = words
+    return pa.table(cols)
+
+
+def _no_own() -> pa.Table:
+    return pa.table({"doc_id": pa.array([], pa.string()),
+                     "vector": pa.FixedSizeListArray.from_arrays(pa.array([], pa.float32()),
+                                                                 DIM)})
+
+
+def test_hybrid_fusion_ranks_a_chunk_only_lexical_search_finds_into_the_top_k(tmp_path):
+    index, qv = _pool(tmp_path)
+    anchors = _anchors(["the expedition was led by Quorvath Elindsey, who measured"])
+    found = {}
+    for mode in ("dense", "lexical", "hybrid"):
+        table, stats = retrieve(anchors, qv, _no_own(), index,
+                                RetrievalSettings(mode=mode, depth=16))
+        assert table.schema == tables.RETRIEVAL_CANDIDATES and table.num_rows == 8
+        assert table["rank"].to_pylist() == list(range(1, 9))
+        found[mode] = dict(zip(table["chunk_id"].to_pylist(), table["found_by"].to_pylist(),
+                               strict=True))
+        assert stats["mode"] == mode and stats["candidates"] == 8
+    assert "source:0" not in found["dense"]  # the embedding lands among the look-alikes
+    assert found["hybrid"]["source:0"] == "lexical"
+    assert set(found["dense"].values()) == {"dense"}
+    _, stats = retrieve(anchors, qv, _no_own(), index, RetrievalSettings(depth=16))
+    assert stats["share_both"] == 1.0 and stats["share_lexical_only"] == 0.0
+    assert stats["candidates_found_by"]["lexical"] >= 1
+    assert "source:0" in stats["sample"] or "alike" in stats["sample"]
+    assert stats["sample"].startswith("| root | position | query |")
+
+
+def test_lexical_mode_needs_no_query_vectors_and_its_score_is_bm25(tmp_path):
+    index, _ = _pool(tmp_path)
+    table, stats = retrieve(_anchors(["Quorvath"]), None, _no_own(), index,
+                            RetrievalSettings(mode="lexical"))
+    assert table["chunk_id"].to_pylist() == ["source:0"]
+    assert table["bm25"][0].as_py() > 0 and np.isnan(table["score"][0].as_py())
+    assert stats["share_lexical_only"] == 1.0
+
+
+def _hits(ids: list[str], docs: list[str], vecs: np.ndarray, scores=None) -> Hits:
+    scores = np.linspace(0.9, 0.5, len(ids)).astype(np.float32) if scores is None else scores
+    return Hits(ids, docs, scores, vecs.astype(np.float32))
+
+
+def test_per_document_limit_spends_k_slots_on_distinct_documents():
+    vecs = _unit(np.random.default_rng(1).normal(size=(6, DIM)))
+    hits = _hits(["d1:0", "d1:1", "d1:2", "d2:0", "d3:0", "d1:3"],
+                 ["d1", "d1", "d1", "d2", "d3", "d1"], vecs)
+    f = select("root", {"dense": hits}, np.zeros((0, DIM)), None, k=3, near_dup_cosine=0.95,
+               per_doc=1, dedup_cosine=None)
+    assert [c.chunk_id for c in f.candidates] == ["d1:0", "d2:0", "d3:0"]
+    assert f.excluded_per_doc == 2  # d1:1, d1:2 passed over before K was filled
+    two = select("root", {"dense": hits}, np.zeros((0, DIM)), None, k=3, near_dup_cosine=0.95,
+                 per_doc=2, dedup_cosine=None)
+    assert [c.chunk_id for c in two.candidates] == ["d1:0", "d1:1", "d2:0"]
+    unlimited = select("root", {"dense": hits}, np.zeros((0, DIM)), None, k=3,
+                       near_dup_cosine=0.95, per_doc=None, dedup_cosine=None)
+    assert [c.chunk_id for c in unlimited.candidates] == ["d1:0", "d1:1", "d1:2"]
+
+
+def test_near_duplicate_candidates_collapse_to_the_best_ranked():
+    rng = np.random.default_rng(2)
+    base = _unit(rng.normal(size=(4, DIM)))
+    boiler = base[0]
+    vecs = np.vstack([boiler, _unit(boiler[None] + 0.01 * rng.normal(size=(1, DIM))),
+                      base[1], _unit(boiler[None] + 0.01 * rng.normal(size=(1, DIM))),
+                      base[2], base[3]])
+    hits = _hits(["a:0", "b:0", "c:0", "d:0", "e:0", "f:0"], list("abcdef"), vecs)
+    f = select("root", {"dense": hits}, np.zeros((0, DIM)), None, k=3, near_dup_cosine=0.95)
+    assert [c.chunk_id for c in f.candidates] == ["a:0", "c:0", "e:0"]
+    assert f.excluded_dup_candidate == 2 and f.excluded_per_doc == 0
+    off = select("root", {"dense": hits}, np.zeros((0, DIM)), None, k=3,
+                 near_dup_cosine=0.95, dedup_cosine=None)
+    assert [c.chunk_id for c in off.candidates] == ["a:0", "b:0", "c:0"]
+
+
+def test_fusion_counts_each_side_and_excludes_the_root_from_both():
+    rng = np.random.default_rng(3)
+    v = _unit(rng.normal(size=(5, DIM)))
+    root_vecs = v[4:5]
+    dense = _hits(["root:0", "x:0", "y:0", "copy:0"], ["root", "x", "y", "copy"],
+                  np.vstack([v[4], v[0], v[1], v[4]]))
+    lexical = _hits(["z:0", "root:0", "y:0"], ["z", "root", "y"], np.vstack([v[2], v[4], v[1]]),
+                    np.array([9.0, 7.0, 3.0], np.float32))
+    f = select("root", {"dense": dense, "lexical": lexical}, root_vecs, v[0], k=8,
+               near_dup_cosine=0.95)
+    by = {c.chunk_id: c for c in f.candidates}
+    assert set(by) == {"x:0", "y:0", "z:0"}
+    assert (f.excluded_self, f.excluded_near_dup) == (1, 1)  # root:0 counted once
+    # y is 2nd on both sides (after exclusion): 2/(60+2) beats 1/(60+1)
+    assert f.candidates[0].chunk_id == "y:0" and by["y:0"].found_by == "both"
+    assert (by["y:0"].dense_rank, by["y:0"].lexical_rank, by["y:0"].bm25) == (2, 2, 3.0)
+    assert by["z:0"].found_by == "lexical" and by["z:0"].dense_rank is None
+    assert np.isclose(by["z:0"].score, float(v[0] @ v[2]))  # cosine from the hit's vector
+
+
+def test_anchor_word_and_lexical_queries():
+    text = "The guide Quorvath Elindsey held permit BX-4411, in 1893."
+    # character spans of a few tokens: "Qu" and "rv" inside Quorvath, "44" inside the code,
+    # the comma after it
+    starts, ends = [10, 43, 47, 12], [12, 45, 48, 14]
+    assert anchor_word(text, starts, ends, 0) == "Quorvath"
+    assert anchor_word(text, starts, ends, 1) == "BX-4411"
+    assert anchor_word(text, starts, ends, 2) == "in"
+    assert anchor_word(text, starts, ends, 3) == "Quorvath"
+    s = RetrievalSettings(anchor_boost=2.0, anchor_word_query=True)
+    assert lexical_queries("held permit BX-4411", "BX-4411", s) == {
+        "lexical": [("held permit BX-4411", 1.0), ("BX-4411", 2.0)], "lexical_word": "BX-4411"}
+    assert lexical_queries("held permit", "", RetrievalSettings()) == {"lexical": "held permit"}
+
+
+def test_anchor_word_query_is_a_third_list(tmp_path):
+    index, qv = _pool(tmp_path)
+    anchors = _anchors(["the expedition was led by someone who measured"], ["Quorvath"])
+    plain, _ = retrieve(anchors, qv, _no_own(), index, RetrievalSettings(depth=16))
+    assert "source:0" not in plain["chunk_id"].to_pylist()  # the window lacks the name
+    word, _ = retrieve(anchors, qv, _no_own(), index,
+                       RetrievalSettings(depth=16, anchor_word_query=True))
+    assert "source:0" in word["chunk_id"].to_pylist()
