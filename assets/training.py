@@ -8,7 +8,8 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 
-from assets.common import image, lake_dataset, torch_device
+from assets.common import image, torch_device
+from assets.packing import DATASET_ASSETS
 from lakehouse import tables
 from lakehouse.demo.pystdlib import generate as stdlib_prose
 from lakehouse.plots import curves_png
@@ -24,21 +25,20 @@ from models.training import (
     resume,
     train,
 )
-from orchestration.k8s import op_tags
-from orchestration.partitions import runs_partitions
-from orchestration.resources import PipelineResource
+from orchestration.lake_assets import StageContext, lake_asset
 
 
-def _run(pipeline: PipelineResource, name: str):
-    for run in pipeline.settings.training.runs:
+def _run(ctx: StageContext):
+    name = ctx.partition_key
+    for run in ctx.settings.training.runs:
         if run.name == name:
             return run
     raise KeyError(f"training run {name!r} is not in the configuration")
 
 
-def _train_settings(pipeline: PipelineResource, run) -> TrainSettings:
-    t = pipeline.settings.training
-    tw = pipeline.settings.token_weighting
+def _train_settings(settings, run) -> TrainSettings:
+    t = settings.training
+    tw = settings.token_weighting
     return TrainSettings(mode=run.mode, frozen=run.frozen, variant=tw.variant,
                          shift_k=tw.shift_k, lam=tw.lam, kappa=tw.kappa, n=tw.n or 8192,
                          overlap=tw.overlap, steps=t.steps, micro_batch=t.micro_batch,
@@ -48,12 +48,12 @@ def _train_settings(pipeline: PipelineResource, run) -> TrainSettings:
                          checkpoint_every=t.checkpoint_every, bf16=t.bf16)
 
 
-def _packed(pipeline: PipelineResource, dataset: str, with_weights: bool) -> PackedData:
-    seqs = lake_dataset(pipeline, "packed_dataset", dataset, "sequences.parquet").to_table(
+def _packed(ctx: StageContext, dataset: str, with_weights: bool) -> PackedData:
+    seqs = ctx.lake_dataset(DATASET_ASSETS[dataset], "sequences.parquet").to_table(
         columns=["seq_id", "input_ids", "indices"]).to_pylist()
     weights = None
     if with_weights:
-        path = pipeline.lake.path("token_weights", f"{dataset}.parquet")
+        path = ctx.input_path("token_weights", f"{dataset}.parquet")
         if not exists(path):
             raise FileNotFoundError(f"{path} missing: frozen token weighting needs the "
                                     "token_weights asset for this dataset")
@@ -61,12 +61,11 @@ def _packed(pipeline: PipelineResource, dataset: str, with_weights: bool) -> Pac
     return PackedData.from_rows(seqs, weights)
 
 
-def _local_dir(pipeline: PipelineResource, *parts: str) -> Path:
-    root = pipeline.lake.root
-    if is_url(root):
+def _local_dir(path: str) -> Path:
+    if is_url(path):
         raise ValueError("trained_model keeps checkpoints on a local or mounted path; set "
                          "`lake` to a mounted volume for training runs")
-    return Path(root).joinpath(*parts)
+    return Path(path)
 
 
 def _save_hf(engine, tokenizer, target: Path, zero_stage: int) -> None:
@@ -85,24 +84,24 @@ def _save_hf(engine, tokenizer, target: Path, zero_stage: int) -> None:
         tokenizer.save_pretrained(tmp)
 
 
-@dg.asset(
-    op_tags=op_tags("gpu"),
-    partitions_def=runs_partitions, deps=["packed_dataset", "baseline_dataset", "token_weights"],
-    group_name="training", kinds={"pytorch", "deepspeed"}, pool="gpu",
+@lake_asset(
+    partitions="runs", step="gpu", pool="gpu", group="training", kinds=["pytorch", "deepspeed"],
+    reads={"packed_dataset": "all", "baseline_dataset": "all", "token_weights": "all"},
+    settings=["training", "token_weighting", "models"],
     description="Continued pretraining of the configured model on one packed dataset with "
                 "DeepSpeed and the run's loss (uniform, dense or sparse; frozen or unfrozen "
                 "scores); a Hugging Face checkpoint, DeepSpeed checkpoints for resume, and "
                 "per-step metrics.",
 )
-def trained_model(context: dg.AssetExecutionContext, pipeline: PipelineResource):
-    settings = pipeline.settings
-    run = _run(pipeline, context.partition_key)
-    ts = _train_settings(pipeline, run)
-    data = _packed(pipeline, run.dataset, run.mode != "uniform" and run.frozen)
+def trained_model(ctx: StageContext):
+    settings = ctx.settings
+    run = _run(ctx)
+    ts = _train_settings(settings, run)
+    data = _packed(ctx, run.dataset, run.mode != "uniform" and run.frozen)
     train_data, heldout = data.split(settings.training.heldout_sequences)
     if not len(train_data):
         raise ValueError(f"run {run.name}: packed dataset {run.dataset} has no sequences")
-    out = _local_dir(pipeline, "trained_model", run.name)
+    out = _local_dir(ctx.output_path(run.name))
     ckpt = out / "deepspeed"
     metrics_path = out / "metrics.parquet"
     model, tokenizer = load_training_model(settings.training.model or settings.models.scorer,
@@ -111,13 +110,13 @@ def trained_model(context: dg.AssetExecutionContext, pipeline: PipelineResource)
     start = resume(engine, str(ckpt)) if ckpt.exists() else 0
     earlier = [r for r in read_parquet(metrics_path).to_pylist() if r["step"] < start] \
         if start and metrics_path.exists() else []
-    context.log.info(f"run {run.name}: {len(train_data)} sequences of {run.dataset} "
+    ctx.log.info(f"run {run.name}: {len(train_data)} sequences of {run.dataset} "
                      f"({len(heldout)} held out), {run.mode} "
                      f"{'frozen' if run.frozen else 'unfrozen'}, steps {start}..{ts.steps}")
     t0 = time.perf_counter()
 
     def log(m: StepMetrics) -> None:
-        context.log.info(f"step {m.step + 1}/{ts.steps}: loss {m.loss_unweighted:.4f} "
+        ctx.log.info(f"step {m.step + 1}/{ts.steps}: loss {m.loss_unweighted:.4f} "
                          f"(weighted {m.loss_weighted:.4f}), {m.tokens / m.seconds:,.0f} "
                          f"tokens/s, weights mean {m.weight_mean:.2f} max {m.weight_max:.2f}")
 
@@ -144,18 +143,19 @@ def trained_model(context: dg.AssetExecutionContext, pipeline: PipelineResource)
     return dg.MaterializeResult(metadata=meta)
 
 
-@dg.asset(
-    op_tags=op_tags("gpu"),
-    partitions_def=runs_partitions, deps=["trained_model"], group_name="training",
-    kinds={"pytorch"}, pool="gpu",
+@lake_asset(
+    partitions="runs", step="gpu", pool="gpu", group="training", kinds=["pytorch"],
+    reads={"trained_model": "shard", "packed_dataset": "all", "baseline_dataset": "all"},
+    settings=["evaluation", "training.heldout_sequences", "training.block_size"],
     description="RULER (lm-evaluation-harness, offline tasks) at the configured lengths and "
                 "held-out perplexity by position, for one trained run; one results table "
                 "across runs in the catalog (`evaluation_results`).",
 )
-def evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResource):
-    settings = pipeline.settings
-    run = _run(pipeline, context.partition_key)
-    model_dir = _local_dir(pipeline, "trained_model", run.name, "model")
+def evaluation(ctx: StageContext):
+    settings = ctx.settings
+    run = _run(ctx)
+    model_dir = _local_dir(ctx.input_path("trained_model", run.name, "model",
+                                             scope="shard"))
     if not (model_dir / "config.json").exists():
         raise FileNotFoundError(f"{model_dir}: materialize trained_model for run {run.name}")
     ev = settings.evaluation
@@ -164,8 +164,8 @@ def evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResource):
                                  (d["text"] for d in stdlib_prose(n_docs=300, max_chars=20000)))
     t0 = time.perf_counter()
     rows = run_ruler(str(model_dir), ev.tasks, ev.lengths, ev.limit, nltk_data, device)
-    context.log.info(f"RULER: {len(rows)} scores in {time.perf_counter() - t0:.0f} s")
-    _, heldout = _packed(pipeline, run.dataset, False).split(
+    ctx.log.info(f"RULER: {len(rows)} scores in {time.perf_counter() - t0:.0f} s")
+    _, heldout = _packed(ctx, run.dataset, False).split(
         settings.training.heldout_sequences)
     if len(heldout):
         from transformers import AutoModelForCausalLM
@@ -176,7 +176,7 @@ def evaluation(context: dg.AssetExecutionContext, pipeline: PipelineResource):
     table = tables.from_rows([{"run": run.name, "dataset": run.dataset, "mode": run.mode,
                                "frozen": run.frozen, "tokens": r.get("tokens", 0), **r}
                               for r in rows], tables.EVALUATION_RESULTS)
-    path = pipeline.lake.path("evaluation", f"{run.name}.parquet")
+    path = ctx.output_path(f"{run.name}.parquet")
     write_parquet(table, path)
     md = "\n".join(["| task | length | metric | value |", "|---|---|---|---|"]
                    + [f"| {r['task']} | {r['length']} | {r['metric']} | {r['value']:.4f} |"

@@ -5,36 +5,34 @@ import time
 import dagster as dg
 import numpy as np
 import pyarrow as pa
+import pyarrow.dataset as ds
 
-from assets.common import (
-    chunk_tokens,
-    image,
-    load_configured_scorer,
-    read_shard_table,
-    shard_key,
-    write_shard_table,
-)
+from assets.common import image, load_configured_scorer
+from assets.entropy import SCORER_SETTINGS
 from lakehouse import tables
-from lakehouse.demo import ground_truth_files
 from lakehouse.dependencies import relative_gain, verified
 from lakehouse.planted_eval import pair_quality, planted_token_spans, span_quality
 from lakehouse.plots import split_histogram_png
-from lakehouse.storage import read_parquet
 from models.verification import group_pairs, verify_grouped
-from orchestration.k8s import op_tags
-from orchestration.partitions import (
-    NIGHTLY_INCREMENTAL,
-    PER_SHARD_BACKFILL,
-    TRANSIENT_RETRY,
-    shards_partitions,
-)
-from orchestration.resources import PipelineResource
+from orchestration.automation import follow_only
+from orchestration.lake_assets import PLANTED_GROUND_TRUTH, StageContext, lake_asset
+from orchestration.partitions import TRANSIENT_RETRY
 
 DI_CHECK = "delta_i_in_range"
 
 
-def _planted_quality(pipeline: PipelineResource, toks: pa.Table, rows: list[dict],
-                     top: int) -> dict:
+def _chunk_tokens(ctx: StageContext, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+    """Token ids of the given chunks, wherever in the lake they live."""
+    if not chunk_ids:
+        return {}
+    t = ctx.lake_dataset("chunks").to_table(
+        columns=["chunk_id", "input_ids"],
+        filter=ds.field("chunk_id").isin(pa.array(sorted(set(chunk_ids)), pa.string())))
+    return {c: np.asarray(i, np.int64) for c, i in
+            zip(t["chunk_id"].to_pylist(), t["input_ids"].to_pylist(), strict=True)}
+
+
+def _planted_quality(truth: list[dict], toks: pa.Table, rows: list[dict], top: int) -> dict:
     """Precision/recall of this shard's kept rows against any planted ground truth.
 
     Two rules side by side (the verified flag, and the paper's ablation: the top ``top``
@@ -43,8 +41,7 @@ def _planted_quality(pipeline: PipelineResource, toks: pa.Table, rows: list[dict
     here has ground truth.
     """
     roots = {r["doc_id"] for r in rows}
-    truth = [t for f in ground_truth_files(pipeline.settings.corpus_specs())
-             for t in read_parquet(f).to_pylist() if t["root_doc_id"] in roots]
+    truth = [t for t in truth if t["root_doc_id"] in roots]
     if not truth:
         return {}
     offsets = {t["doc_id"]: (np.asarray(t["char_start"]), np.asarray(t["char_end"]))
@@ -65,24 +62,21 @@ def _planted_quality(pipeline: PipelineResource, toks: pa.Table, rows: list[dict
     return out
 
 
-@dg.asset(
-    op_tags=op_tags("gpu"),
-    partitions_def=shards_partitions, backfill_policy=PER_SHARD_BACKFILL,
-    deps=["retrieval_candidates", "tokenized_docs"],
-    retry_policy=TRANSIENT_RETRY, automation_condition=NIGHTLY_INCREMENTAL,
-    group_name="verification", kinds={"pytorch", "parquet"}, pool="gpu",
-    check_specs=[dg.AssetCheckSpec(DI_CHECK, asset="verified_dependencies", blocking=True,
-                                   description="H and H' finite and >= 0, dI <= 1")],
+@lake_asset(
+    partitions="root_shards", settings=["verification", *SCORER_SETTINGS], step="gpu",
+    pool="gpu", group="verification", kinds=["pytorch", "parquet"],
+    reads={"retrieval_candidates": "shard", "anchors": "shard", "tokenized_docs": "shard",
+           "chunks": "all", PLANTED_GROUND_TRUTH: "all"},
+    retry=TRANSIENT_RETRY, automation=follow_only("retrieval_candidates"),
+    checks=[(DI_CHECK, "H and H' finite and >= 0, dI <= 1", True)],
     description="H' at every anchor with each candidate chunk prepended (one pass per "
                 "(document, chunk)), dI = (H - H')/H and the keep decision dI > epsilon.",
 )
-def verified_dependencies(context: dg.AssetExecutionContext, pipeline: PipelineResource):
-    corpus, shard = shard_key(context)
-    settings = pipeline.settings
+def verified_dependencies(ctx: StageContext):
+    settings = ctx.settings
     vcfg = settings.verification
-    cands = read_shard_table(pipeline, "retrieval_candidates", corpus, shard).to_pylist()
-    anc = read_shard_table(pipeline, "anchors", corpus, shard,
-                           ["doc_id", "position", "entropy", "nll"]).to_pylist()
+    cands = ctx.shard_table("retrieval_candidates").to_pylist()
+    anc = ctx.shard_table("anchors", ["doc_id", "position", "entropy", "nll"]).to_pylist()
     before = {(a["doc_id"], a["position"]): (a["entropy"], a["nll"]) for a in anc}
     n = len(cands)
     h = np.array([before[(c["doc_id"], c["position"])][0] for c in cands], np.float32)
@@ -90,18 +84,17 @@ def verified_dependencies(context: dg.AssetExecutionContext, pipeline: PipelineR
     h2 = np.full(n, np.nan, np.float32)
     g2 = np.full(n, np.nan, np.float32)
     status = ["unverified"] * n
-    toks = read_shard_table(pipeline, "tokenized_docs", corpus, shard,
-                            ["doc_id", "input_ids", "char_start", "char_end"])
+    toks = ctx.shard_table("tokenized_docs", ["doc_id", "input_ids", "char_start", "char_end"])
     if vcfg.mode == "on" and n:
         doc_ids = sorted({c["doc_id"] for c in cands})
         doc_tokens = dict(zip(toks["doc_id"].to_pylist(), toks["input_ids"].to_pylist(),
                               strict=True))
         chunk_names = sorted({c["chunk_id"] for c in cands})
-        tokens_of = chunk_tokens(pipeline, chunk_names)
+        tokens_of = _chunk_tokens(ctx, chunk_names)
         missing = [c for c in chunk_names if c not in tokens_of]
         if missing:
             raise FileNotFoundError(f"{len(missing)} candidate chunks not found under "
-                                    f"{pipeline.lake.path('chunks')}, e.g. {missing[0]}")
+                                    f"{ctx.input_path('chunks')}, e.g. {missing[0]}")
         doc_index = {d: i for i, d in enumerate(doc_ids)}
         chunk_index = {c: i for i, c in enumerate(chunk_names)}
         pairs = group_pairs([doc_index[c["doc_id"]] for c in cands],
@@ -113,7 +106,7 @@ def verified_dependencies(context: dg.AssetExecutionContext, pipeline: PipelineR
             model, [np.asarray(doc_tokens[d], np.int64) for d in doc_ids],
             [tokens_of[c] for c in chunk_names], pairs, cfg)
         elapsed = time.perf_counter() - start
-        context.log.info(f"{context.partition_key}: {n} (anchor, chunk) rows in {len(pairs)} "
+        ctx.log.info(f"{ctx.partition_key}: {n} (anchor, chunk) rows in {len(pairs)} "
                          f"passes, {tokens} tokens in {elapsed:.1f} s "
                          f"({tokens / max(elapsed, 1e-9):,.0f} tokens/s)")
         row_of = {(c["doc_id"], c["position"], c["chunk_id"]): i for i, c in enumerate(cands)}
@@ -133,7 +126,7 @@ def verified_dependencies(context: dg.AssetExecutionContext, pipeline: PipelineR
              "nll_prime": float(g2[i]), "verified": bool(keep[i]), "epsilon": vcfg.epsilon,
              "mode": vcfg.mode, "status": status[i]} for i, c in enumerate(cands)]
     table = tables.from_rows(rows, tables.VERIFIED_DEPENDENCIES)
-    path = write_shard_table(pipeline, "verified_dependencies", corpus, shard, table)
+    path = ctx.write_shard(table)
     meta = {"rows": n, "verified": int(keep.sum()), "mode": vcfg.mode,
             "epsilon": vcfg.epsilon, "too_long": status.count("too_long"),
             "dagster/row_count": n, "path": dg.MetadataValue.path(path)}
@@ -142,9 +135,9 @@ def verified_dependencies(context: dg.AssetExecutionContext, pipeline: PipelineR
         meta["mean_delta_i_verified"] = float(np.nanmean(di[keep])) if keep.any() else 0.0
         meta["delta_i_histogram"] = image(split_histogram_png(
             di, keep, ("verified", "rejected"),
-            f"{context.partition_key}: dI over (anchor, chunk) rows",
+            f"{ctx.partition_key}: dI over (anchor, chunk) rows",
             "relative information gain dI", vlines={"epsilon": vcfg.epsilon}), "dI histogram")
-    meta.update(_planted_quality(pipeline, toks, rows, vcfg.off_keep_top))
+    meta.update(_planted_quality(ctx.ground_truth(), toks, rows, vcfg.off_keep_top))
     yield dg.MaterializeResult(metadata=meta)
     ok = status.count("ok")
     in_range = bool(np.all(h[:ok] >= -1e-4)) if vcfg.mode == "off" else bool(

@@ -44,7 +44,8 @@ SOURCES: dict[str, Source] = {
     "chunks": Source("chunks", tables.CHUNKS),
     "retrieval_candidates": Source("retrieval_candidates", tables.RETRIEVAL_CANDIDATES),
     "verified_dependencies": Source("verified_dependencies", tables.VERIFIED_DEPENDENCIES),
-    "packed_manifest": Source("packed_dataset", tables.PACKED_MANIFEST, "*/manifest.parquet"),
+    # packed_dataset/ (EntropyLong) and baseline_dataset/, one manifest each
+    "packed_manifest": Source("*_dataset", tables.PACKED_MANIFEST, "manifest.parquet"),
     "training_metrics": Source("trained_model", tables.TRAINING_METRICS, "*/metrics.parquet"),
     "evaluation_results": Source("evaluation", tables.EVALUATION_RESULTS, "*.parquet"),
 }
@@ -83,6 +84,15 @@ def parquet_relation(files_or_glob: str | list[str], schema: pa.Schema) -> str:
             return empty_relation(schema)
         arg = _sql_str(files_or_glob)
     return f"read_parquet({arg}, union_by_name = true, filename = true)"
+
+
+def source_assets() -> set[str]:
+    """The lake assets the views read (a folder pattern may cover several)."""
+    names = set()
+    for src in SOURCES.values():
+        names |= {"packed_dataset", "baseline_dataset"} if src.folder == "*_dataset" \
+            else {src.folder}
+    return names
 
 
 def relations(lake: Lake, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
+import pyarrow as pa
+
+from lakehouse import tables
+from lakehouse.anchors import span_text
+from lakehouse.ids import chunk_id
 
 _ENDERS = ".!?"
 _CLOSERS = "\"')]\u201d\u2019"
@@ -54,3 +61,26 @@ def chunk_spans(n_tokens: int, is_end: np.ndarray, size: int, min_size: int | No
         spans.append((start, cut))
         start = cut
     return spans
+
+
+def chunk_table(corpus: str, shard: str, tokenized: pa.Table, texts: Mapping[str, str],
+                size: int, min_size: int | None = None) -> pa.Table:
+    """The chunks stage: every document of a shard cut into chunks of at most ``size`` tokens
+    at sentence ends, as rows of the ``chunks`` table (ids, token span, text, token ids).
+
+    ``tokenized`` has the tokenized_docs columns; ``texts`` maps doc_id to the cleaned text
+    the offsets point into.
+    """
+    rows: list[dict] = []
+    for doc, ids, cs, ce in zip(*(tokenized[c].to_pylist() for c in
+                                  ("doc_id", "input_ids", "char_start", "char_end")),
+                                strict=True):
+        text = texts[doc]
+        starts, ends = np.asarray(cs, np.int64), np.asarray(ce, np.int64)
+        for i, (a, b) in enumerate(chunk_spans(len(ids), sentence_ends(text, ends), size,
+                                               min_size)):
+            rows.append({"chunk_id": chunk_id(doc, a, b), "doc_id": doc, "corpus": corpus,
+                         "shard": shard, "chunk_index": i, "token_start": a, "token_end": b,
+                         "n_tokens": b - a, "text": span_text(text, starts, ends, a, b),
+                         "input_ids": ids[a:b]})
+    return tables.from_rows(rows, tables.CHUNKS)

@@ -16,10 +16,13 @@ from __future__ import annotations
 import bisect
 import hashlib
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+
+from lakehouse import tables
 
 
 @dataclass(frozen=True)
@@ -168,3 +171,73 @@ def baseline_units(doc_ids: Sequence[str], token_lists: Sequence[Sequence[int]],
         if total == 0:
             break  # nothing but empty documents
     return units, total, passes
+
+
+@dataclass
+class PackedDataset:
+    """A packed dataset as written: sequences and manifest tables, and what packing saw."""
+
+    sequences: pa.Table
+    manifest: pa.Table
+    stats: dict
+
+
+def _pack(units: list[Unit], target: int, pad_id: int) -> tuple[pa.Table, pa.Table, dict]:
+    bins = best_fit_decreasing([u.length for u in units], target)
+    packed = assemble(units, bins, target, pad_id)
+    seqs, man = packed_tables(packed, units)
+    tokens = int(sum(u.length for u in units))
+    stats = {"sequences": len(bins), "units": len(units), "tokens": tokens,
+             "fill_rate": tokens / packed.input_ids.size if packed.input_ids.size else 0.0,
+             "padding_tokens": int(packed.n_pad.sum()), "target_length": target}
+    return (pa.Table.from_pydict(seqs, schema=tables.PACKED_SEQUENCES),
+            pa.Table.from_pydict(man, schema=tables.PACKED_MANIFEST), stats)
+
+
+def pack_entropylong(chunks_of: Mapping[str, Sequence[str]], roots: Sequence[str],
+                     root_tokens: Mapping[str, Sequence[int]],
+                     chunk_tokens: Mapping[str, Sequence[int]], target: int, pad_id: int,
+                     seed: int, include_roots_without_chunks: bool = False) -> PackedDataset:
+    """The packing stage: per root a unit [its verified chunks, shuffled; root], units that
+    are too long trimmed from the front, packed by best-fit decreasing."""
+    if not include_roots_without_chunks:
+        roots = [r for r in roots if chunks_of.get(r)]
+    units, oversize, trimmed = [], 0, 0
+    for r in sorted(roots):
+        unit = build_unit(r, np.asarray(root_tokens[r], np.int32),
+                          [(c, np.asarray(chunk_tokens[c], np.int32))
+                           for c in sorted(set(chunks_of.get(r, ())))], seed)
+        fitted = fit_unit(unit, target)
+        if fitted is None:
+            oversize += 1
+            continue
+        trimmed += fitted.length < unit.length
+        units.append(fitted)
+    seqs, man, stats = _pack(units, target, pad_id)
+    stats.update(oversize_roots_skipped=oversize, units_trimmed=trimmed,
+                 mean_chunks_per_unit=float(np.mean([len(u.segments) - 1 for u in units]))
+                 if units else 0.0)
+    return PackedDataset(seqs, man, stats)
+
+
+def pack_baseline(doc_ids: Sequence[str], token_lists: Sequence[Sequence[int]], budget: int,
+                  target: int, pad_id: int, seed: int) -> PackedDataset:
+    """The plain-concatenation baseline: random whole documents up to ``budget`` tokens
+    (the EntropyLong dataset's), packed the same way."""
+    units, total, passes = baseline_units(doc_ids, token_lists, budget, target, seed)
+    seqs, man, stats = _pack(units, target, pad_id)
+    stats.update(documents=len(units), target_tokens=budget, corpus_passes=passes)
+    return PackedDataset(seqs, man, stats)
+
+
+def spans_exact(sequences: pa.Table, target: int) -> bool:
+    """The packing check: every sequence is ``target`` tokens and its spans tile it up to
+    the padding."""
+    ok = True
+    for ids, spans, pad in zip(*(sequences[c].to_pylist() for c in
+                                 ("input_ids", "indices", "n_pad")), strict=True):
+        ends = [0] + [b for _, b in spans]
+        ok &= len(ids) == target
+        ok &= all(a == ends[i] for i, (a, _) in enumerate(spans))
+        ok &= ends[-1] + int(pad) == target
+    return bool(ok)

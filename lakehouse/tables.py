@@ -79,9 +79,7 @@ ENTROPY_PROFILES = pa.schema([
     ("entropy", pa.list_(pa.float16())),  # nats; index t predicts token t; NaN at 0
     ("nll", pa.list_(pa.float16())),  # -log p(gold token); NaN at 0
     ("mean", pa.float64()),
-    ("std", pa.float64()),
-    ("threshold", pa.float64()),  # mean + alpha * std
-    ("alpha", pa.float64()),
+    ("std", pa.float64()),  # the anchor rule's threshold is the anchors table's
     ("model_id", pa.string()),
     ("window", pa.int64()),
     ("overlap", pa.int64()),
@@ -130,6 +128,8 @@ RETRIEVAL_CANDIDATES = pa.schema([
     ("chunk_id", pa.string()),
     ("chunk_doc_id", pa.string()),
     ("score", pa.float32()),  # cosine similarity of the anchor query and the chunk
+    ("excluded_self", pa.int64()),  # hits from the root document itself, dropped
+    ("excluded_near_dup", pa.int64()),  # hits too close to a chunk of the root, dropped
     ("excluded_per_doc", pa.int64()),  # hits past retrieval.per_doc chunks of their document
     ("excluded_dup_candidate", pa.int64()),  # hits near-copying a better-ranked candidate
     ("found_by", pa.string()),  # dense | lexical | both: which search ranked the chunk
@@ -138,8 +138,6 @@ RETRIEVAL_CANDIDATES = pa.schema([
     ("bm25", pa.float32()),  # BM25 score of the lexical query; null: not found lexically
     ("fused_score", pa.float32()),  # reciprocal-rank score the candidates are ordered by
     ("mode", pa.string()),  # retrieval.mode: dense | lexical | hybrid
-    ("excluded_self", pa.int64()),  # hits from the root document itself, dropped
-    ("excluded_near_dup", pa.int64()),  # hits too close to a chunk of the root, dropped
 ])
 
 VERIFIED_DEPENDENCIES = pa.schema([

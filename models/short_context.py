@@ -15,7 +15,8 @@ one (the unfrozen step time depends on it).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -49,3 +50,44 @@ def short_context_logprobs(model, input_ids: np.ndarray,
         b, a, _ = units[w.seq]
         logp[b, a + w.score_from:a + w.end] = -nll
     return logp, full
+
+
+def aligned_with_spans(n_tokens: int, spans: Sequence[Sequence[int]], logp: np.ndarray,
+                       full: np.ndarray, n: int) -> bool:
+    """The token_weights check: full_context exactly on each unit's first n tokens but its
+    first; log-probs finite and <= 0 exactly past them (NaN at padding and unit starts)."""
+    expect_full = np.zeros(n_tokens, bool)
+    expect_scored = np.zeros(n_tokens, bool)
+    for a, e in spans:
+        expect_full[a + 1:min(a + n, e)] = True
+        expect_scored[a + n:e] = True
+    finite = np.isfinite(logp)
+    return len(logp) == n_tokens and len(full) == n_tokens \
+        and bool(np.all(full == expect_full)) and bool(np.all(finite == expect_scored)) \
+        and bool(np.all(logp[finite] <= 1e-5))
+
+
+def short_context_table(model, seq_ids: Sequence[int], input_ids: Sequence[Sequence[int]],
+                        spans: Sequence[Sequence[Sequence[int]]], n: int, overlap: int,
+                        token_budget: int, block_size: int,
+                        progress: Callable[[str], None] = lambda _: None) -> dict:
+    """The token_weights stage for one packed dataset: per sequence, the frozen scorer's
+    log p'(n) and full_context; returns the columns, the log-probs beyond n of all
+    sequences (for the histogram) and whether every sequence passed the alignment check."""
+    cols: dict[str, list] = {"seq_id": [], "logp_short": [], "full_context": []}
+    far, aligned, tokens = [], True, 0
+    start = time.perf_counter()
+    for i, (seq_id, ids, sp) in enumerate(zip(seq_ids, input_ids, spans, strict=True)):
+        units = [[tuple(s) for s in sp]]
+        logp, full = short_context_logprobs(model, np.asarray([ids]), units, n, overlap,
+                                            token_budget, block_size)
+        cols["seq_id"].append(seq_id)
+        cols["logp_short"].append(logp[0])
+        cols["full_context"].append(full[0])
+        aligned &= aligned_with_spans(len(ids), sp, logp[0], full[0], n)
+        far.append(logp[0][~full[0] & np.isfinite(logp[0])])
+        tokens += len(ids)
+        progress(f"{i + 1}/{len(seq_ids)} sequences, {tokens} tokens, "
+                 f"{tokens / max(time.perf_counter() - start, 1e-9):,.0f} tokens/s")
+    return {"columns": cols, "aligned": bool(aligned),
+            "far_logp": np.concatenate(far) if far else np.zeros(0, np.float32)}

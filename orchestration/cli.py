@@ -1,22 +1,50 @@
 """`elong`: the few commands around Dagster that the Makefile and users need.
 
+  elong demo           write the demo corpora, register them and run the data jobs in one
+                       process, then print what was found (--train: also train and evaluate)
+  elong run STAGE...   run jobs of orchestration/jobs.py in order, once per registered key
   elong demo-corpora   write the demo corpora's shard files (deterministic; idempotent)
-  elong register       add a partition for every shard found in the configured corpora
+  elong register       add a partition for every shard (and root shard, and training run)
   elong partitions     print the shard partition keys (--runs: training runs), one per line
   elong queries        run the canned SQL queries of sql/queries on the catalog
+
+Errors a user can fix (a config that does not parse, a corpus location that matches nothing,
+no DAGSTER_HOME, a catalog not built yet) end in one line saying what was tried and what to
+do, and exit code 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import time
 from pathlib import Path
 
 from lakehouse.catalog import SQL_DIR, query
 from lakehouse.demo import write_demo_corpus
 from orchestration.config import load_config
 from orchestration.discovery import configured_shards
-from orchestration.partitions import RUNS_PARTITION_NAME, SHARDS_PARTITION_NAME
+from orchestration.jobs import DATA_STAGES, STAGES, TRAIN_STAGES
+from orchestration.partitions import (
+    ROOT_SHARDS_PARTITION_NAME,
+    RUNS_PARTITION_NAME,
+    SHARDS_PARTITION_NAME,
+)
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one line."""
+
+
+def _instance():
+    import dagster as dg
+
+    home = os.environ.get("DAGSTER_HOME")
+    if not home or not Path(home, "dagster.yaml").is_file():
+        raise UserError(f"DAGSTER_HOME={home or '(unset)'} holds no dagster.yaml: point it at a "
+                        "folder with one (`make setup` makes .dagster/ from dagster.yaml)")
+    return dg.DagsterInstance.get()
 
 
 def cmd_demo_corpora(args: argparse.Namespace) -> int:
@@ -28,19 +56,32 @@ def cmd_demo_corpora(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_register(args: argparse.Namespace) -> int:
-    import dagster as dg
-
-    config = load_config(args.config)
-    wanted = {SHARDS_PARTITION_NAME: [r.key for r in configured_shards(config)],
+def register(config_path: Path | None, instance) -> dict[str, int]:
+    """Add every configured shard, root shard and training run as a partition."""
+    config = load_config(config_path)
+    refs = configured_shards(config)
+    if not refs:
+        raise UserError("no shard files found in any configured corpus ("
+                        + ", ".join(f"{c.name}: {c.uri}" for c in config.corpora)
+                        + "): check each corpus's uri, format and glob")
+    wanted = {SHARDS_PARTITION_NAME: [r.key for r in refs],
+              ROOT_SHARDS_PARTITION_NAME: [r.key for r in refs
+                                           if "root" in config.roles(r.corpus)],
               RUNS_PARTITION_NAME: [r.name for r in config.training.runs]}
-    with dg.DagsterInstance.get() as instance:
-        for name, keys in wanted.items():
-            known = set(instance.get_dynamic_partitions(name))
-            new = [k for k in keys if k not in known]
-            if new:
-                instance.add_dynamic_partitions(name, new)
-            print(f"{name}: {len(keys)} partition(s), {len(new)} new")
+    added = {}
+    for name, keys in wanted.items():
+        known = set(instance.get_dynamic_partitions(name))
+        new = [k for k in keys if k not in known]
+        if new:
+            instance.add_dynamic_partitions(name, new)
+        added[name] = len(new)
+        print(f"{name}: {len(keys)} partition(s), {len(new)} new")
+    return added
+
+
+def cmd_register(args: argparse.Namespace) -> int:
+    with _instance() as instance:
+        register(args.config, instance)
     return 0
 
 
@@ -61,13 +102,77 @@ def _format_table(cols: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def cmd_queries(args: argparse.Namespace) -> int:
+def _catalog(args: argparse.Namespace) -> str:
     catalog = load_config(args.config).catalog_path
+    if not Path(catalog).is_file():
+        raise UserError(f"catalog {catalog} does not exist yet: materialize stats_catalog "
+                        "(`make demo`, or `dg launch --assets stats_catalog`)")
+    return catalog
+
+
+def cmd_queries(args: argparse.Namespace) -> int:
+    catalog = _catalog(args)
     for path in sorted((SQL_DIR / "queries").glob("*.sql")):
         sql = path.read_text().strip()
         print(f"\n-- {path.relative_to(SQL_DIR.parent)}\n{sql}")
         cols, rows = query(catalog, sql)
         print(_format_table(cols, rows))
+    return 0
+
+
+def _run(args: argparse.Namespace, stages) -> None:
+    from orchestration.definitions import build_definitions
+    from orchestration.jobs import run_stages
+
+    defs = build_definitions(str(args.config) if args.config else None)
+    with _instance() as instance:
+        register(args.config, instance)
+        run_stages(defs, instance, stages)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _run(args, args.stages)
+    return 0
+
+
+def summary(catalog: str) -> str:
+    """What a newcomer wants to see after the demo: planted quality, three dependencies as
+    text, packing statistics."""
+    out = []
+    cols, rows = query(catalog, "SELECT level, rule, truth, kept, true_kept, "
+                                "round(precision, 3) AS precision, round(recall, 3) AS recall "
+                                "FROM planted_dependency_quality ORDER BY level DESC, rule")
+    out += ["Planted dependencies found (ground truth vs what was kept):",
+            _format_table(cols, rows), ""]
+    _, deps = query(catalog, "SELECT root_context, chunk_start, h, h_prime, delta_i, "
+                             "true_source FROM dependency_samples "
+                             "ORDER BY delta_i DESC, doc_id, position LIMIT 3")
+    out.append("Three kept dependencies (highest dI):")
+    for i, (root, chunk, h, h2, di, true) in enumerate(deps, 1):
+        out += [f"  {i}. root:  {' '.join(root.split())}",
+                f"     chunk: {' '.join(chunk.split())}",
+                f"     H {h} -> H' {h2} (dI {di}); chunk from the true source: {true}"]
+    cols, rows = query(catalog, "SELECT * FROM packing_stats")
+    out += ["", "Packed datasets:", _format_table(cols, rows)]
+    return "\n".join(out)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    cmd_demo_corpora(args)
+    _run(args, DATA_STAGES + (TRAIN_STAGES if args.train else ()))
+    catalog = _catalog(args)
+    print()
+    print(summary(catalog))
+    if args.train:
+        cols, rows = query(catalog, "SELECT * FROM run_comparison")
+        print("\nTraining runs (a 2-layer model for a few steps on CPU: a smoke test of the "
+              "path, not a result; see README):")
+        print(_format_table(cols, rows))
+    print(f"\npipeline finished in {time.perf_counter() - start:.0f} s")
+    print("UI:      make ui   (then open http://127.0.0.1:3000)")
+    print(f"SQL:     .venv/bin/python -m duckdb -readonly {catalog}  "
+          "(or: .venv/bin/elong queries)")
     return 0
 
 
@@ -77,15 +182,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=None,
                         help="pipeline config (default: $ELONG_CONFIG or pipeline.yaml)")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, fn in [("demo-corpora", cmd_demo_corpora), ("register", cmd_register),
-                     ("partitions", cmd_partitions), ("queries", cmd_queries)]:
+    for name, fn in [("demo", cmd_demo), ("run", cmd_run), ("demo-corpora", cmd_demo_corpora),
+                     ("register", cmd_register), ("partitions", cmd_partitions),
+                     ("queries", cmd_queries)]:
         cmd = sub.add_parser(name)
         cmd.set_defaults(fn=fn)
         if name == "partitions":
             cmd.add_argument("--runs", action="store_true",
                              help="training run names instead of shard keys")
+        if name == "demo":
+            cmd.add_argument("--train", action="store_true",
+                             help="also score tokens, train the configured runs, evaluate")
+        if name == "run":
+            cmd.add_argument("stages", nargs="+", choices=[s.job for s in STAGES])
     args = parser.parse_args(argv)
-    return args.fn(args)
+    try:
+        return args.fn(args)
+    except (UserError, FileNotFoundError, ValueError) as exc:
+        print(f"elong {args.command}: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,31 +1,37 @@
-"""The Dagster code location: `dagster dev` and `dagster asset materialize` load this."""
+"""The Dagster code location: `dg dev`, `dg launch` and `dg check defs` load this.
+
+The definitions are built when the code location loads (``@dg.definitions``), from the
+configuration file named by ``$ELONG_CONFIG`` (or the project's pipeline.yaml): importing
+this module reads nothing. Tests build them for their own config with
+:func:`build_definitions`.
+"""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from assets.catalog import stats_catalog
-from assets.chunks import chunk_embeddings, chunks
-from assets.entropy import anchors, entropy_profiles
-from assets.ingest import corpus_shards
-from assets.packing import baseline_dataset, packed_dataset
-from assets.retrieval import retrieval_candidates, vector_index
-from assets.token_weights import token_weights
-from assets.tokenize import tokenized_docs
-from assets.training import evaluation, trained_model
-from assets.verification import verified_dependencies
+import assets  # noqa: F401  (registers every lake asset)
+from orchestration.automation import automation_sensor
+from orchestration.config import load_config
+from orchestration.jobs import asset_jobs
 from orchestration.k8s import executor
+from orchestration.lake_assets import build_assets
 from orchestration.resources import PipelineResource
-from orchestration.schedules import nightly_packing_job, nightly_packing_schedule
 from orchestration.sensors import corpus_shard_sensor
 
-defs = dg.Definitions(
-    assets=[corpus_shards, tokenized_docs, entropy_profiles, anchors, chunks, chunk_embeddings,
-            vector_index, retrieval_candidates, verified_dependencies, packed_dataset,
-            baseline_dataset, token_weights, trained_model, evaluation, stats_catalog],
-    jobs=[nightly_packing_job],
-    schedules=[nightly_packing_schedule],
-    sensors=[corpus_shard_sensor],
-    resources={"pipeline": PipelineResource()},
-    executor=executor(),
-)
+
+def build_definitions(config_path: str | None = None) -> dg.Definitions:
+    """Assets (versioned by their settings), jobs, sensors and executor for one config."""
+    config = load_config(config_path)
+    return dg.Definitions(
+        assets=build_assets(config),
+        jobs=asset_jobs(),
+        sensors=[corpus_shard_sensor, automation_sensor],
+        resources={"pipeline": PipelineResource(config_path=config_path or "")},
+        executor=executor(config.kubernetes),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions()

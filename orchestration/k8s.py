@@ -12,7 +12,7 @@ from typing import Literal
 
 import dagster as dg
 
-from orchestration.config import KubernetesSettings, PodSettings, load_config
+from orchestration.config import KubernetesSettings, PodSettings
 
 StepKind = Literal["gpu", "cpu"]
 
@@ -31,20 +31,15 @@ def _pod_tags(pod: PodSettings) -> dict:
     return config
 
 
-def op_tags(kind: StepKind, settings: KubernetesSettings | None = None) -> dict:
-    """``{"dagster-k8s/config": ...}`` for a step of this kind, from the configuration.
-
-    Read once when the code location loads (``$ELONG_CONFIG``), like the rest of the
-    Definitions; a config that does not parse fails the load with its file name.
-    """
-    settings = settings or load_config().kubernetes
+def op_tags(kind: StepKind, settings: KubernetesSettings) -> dict:
+    """``{"dagster-k8s/config": ...}`` for a step of this kind, from the configuration the
+    Definitions are built with (when the code location loads, never at import)."""
     pod = settings.gpu if kind == "gpu" else settings.cpu
     return {"dagster-k8s/config": _pod_tags(pod)}
 
 
-def executor(settings: KubernetesSettings | None = None) -> dg.ExecutorDefinition:
+def executor(settings: KubernetesSettings) -> dg.ExecutorDefinition:
     """k8s_job_executor (one pod per step) when enabled, else Dagster's multiprocess one."""
-    settings = settings or load_config().kubernetes
     if not settings.enabled:
         return dg.multiprocess_executor
     from dagster_k8s import k8s_job_executor

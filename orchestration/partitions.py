@@ -1,4 +1,10 @@
-"""Partitions shared by every per-shard asset: one dynamic partition per corpus shard."""
+"""Partitions by role: every shard, the root shards (scored for anchors), training runs.
+
+Keys are ``"<corpus>/<shard>"`` in both shard sets; a shard of a corpus with the root role
+is in both. Stages that only make sense for roots (entropy, anchors, retrieval,
+verification) are partitioned over root shards, so none of their materializations is an
+empty table of a pool shard.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,9 @@ SHARDS_PARTITION_NAME = "shards"
 
 # Keys are "<corpus>/<shard>"; the shard sensor (or `elong register`) adds them.
 shards_partitions = dg.DynamicPartitionsDefinition(name=SHARDS_PARTITION_NAME)
+
+ROOT_SHARDS_PARTITION_NAME = "root_shards"
+root_shards_partitions = dg.DynamicPartitionsDefinition(name=ROOT_SHARDS_PARTITION_NAME)
 
 # Training runs (`training.runs` in the config); `elong register` adds them.
 RUNS_PARTITION_NAME = "training_runs"
@@ -21,7 +30,3 @@ PER_SHARD_BACKFILL = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
 # GPU) are retried with backoff; a corrupt shard fails the same way each attempt and then
 # stops, with its error on the step.
 TRANSIENT_RETRY = dg.RetryPolicy(max_retries=2, delay=20, backoff=dg.Backoff.EXPONENTIAL)
-
-# Nightly: retrieval and verification run for the shards whose inputs all changed since the
-# last tick (new and changed shards, once the index holds them), not for every shard.
-NIGHTLY_INCREMENTAL = dg.AutomationCondition.on_cron("0 2 * * *")

@@ -30,6 +30,19 @@ def planted_corpora(seed: int, n_stories: int, n_distractors: int, root_shards: 
     ]
 
 
+def materialize(config_path: Path, selection: list[str], partition_key: str | None,
+                instance, **kwargs):
+    """Materialize assets of the Definitions built for ``config_path`` (the project's own
+    Definitions and resources, as the code location builds them)."""
+    import dagster as dg
+
+    from orchestration.definitions import build_definitions
+
+    defs = build_definitions(str(config_path))
+    return dg.materialize(list(defs.assets), selection=selection, partition_key=partition_key,
+                          instance=instance, resources=defs.resources, **kwargs)
+
+
 SMALL_DEMO = [
     *planted_corpora(seed=3, n_stories=4, n_distractors=2, inject_bad_rows=True),
     {"name": "pystdlib", "uri": "corpora/pystdlib", "format": "jsonl", "roles": ["root", "pool"],

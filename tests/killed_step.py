@@ -16,9 +16,8 @@ import sys
 import dagster as dg
 
 import lakehouse.storage as storage
-from orchestration.definitions import defs
-from orchestration.partitions import SHARDS_PARTITION_NAME
-from orchestration.resources import PipelineResource
+from orchestration.cli import register
+from tests.conftest import materialize
 
 
 def main() -> None:
@@ -35,11 +34,8 @@ def main() -> None:
 
     storage.publish = publish_then_die
     instance = dg.DagsterInstance.ephemeral()
-    if partition != "-":
-        instance.add_dynamic_partitions(SHARDS_PARTITION_NAME, [partition])
-    dg.materialize(list(defs.assets), selection=[asset],
-                   partition_key=None if partition == "-" else partition, instance=instance,
-                   resources={"pipeline": PipelineResource(config_path=config)})
+    register(config, instance)
+    materialize(config, asset.split(","), None if partition == "-" else partition, instance)
     sys.exit(3)  # reached only when the kill point was never hit
 
 

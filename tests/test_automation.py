@@ -9,10 +9,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.definitions import defs
-from orchestration.resources import PipelineResource
-from orchestration.sensors import SHARD_ASSETS, corpus_shard_sensor
-from tests.conftest import save_tiny_scorer, write_config
+from orchestration.cli import register
+from orchestration.definitions import build_definitions
+from orchestration.jobs import DATA_STAGES, run_stages
+from orchestration.sensors import INGEST_ASSETS, corpus_shard_sensor
+from tests.conftest import materialize, save_tiny_scorer, write_config
 
 TEXTS = [f"Record {i}. The keeper of lighthouse number {i} wrote the weather down at dawn, "
          f"noting wind, rain and the ships that passed the rocks before noon." for i in range(12)]
@@ -31,11 +32,9 @@ def _tick(instance: dg.DagsterInstance, cursor: str | None):
 
 
 def _execute(result, instance, config: Path) -> None:
-    resources = {"pipeline": PipelineResource(config_path=str(config))}
     for req in result.run_requests:
-        res = dg.materialize(list(defs.assets), selection=req.asset_selection,
-                             partition_key=req.partition_key, instance=instance,
-                             resources=resources, tags=req.tags)
+        res = materialize(config, [k.to_user_string() for k in req.asset_selection],
+                          req.partition_key, instance, tags=req.tags)
         assert res.success
 
 
@@ -49,7 +48,6 @@ def _materialized(instance: dg.DagsterInstance, asset: str) -> dict[str, int]:
     return counts
 
 
-@pytest.mark.slow  # loads MiniLM for chunk_embeddings
 def test_sensor_runs_new_shards_then_only_the_changed_one(tmp_path, monkeypatch):
     corpus = tmp_path / "corpora" / "logs"
     corpus.mkdir(parents=True)
@@ -65,7 +63,7 @@ def test_sensor_runs_new_shards_then_only_the_changed_one(tmp_path, monkeypatch)
     _write_shard(corpus, "part-0", TEXTS[:6])
     first = _tick(instance, None)
     assert [r.partition_key for r in first.run_requests] == ["logs/part-0"]
-    assert set(first.run_requests[0].asset_selection) == {dg.AssetKey(a) for a in SHARD_ASSETS}
+    assert set(first.run_requests[0].asset_selection) == {dg.AssetKey(a) for a in INGEST_ASSETS}
     _execute(first, instance, config)
     quiet = _tick(instance, first.cursor)
     assert not quiet.run_requests
@@ -76,7 +74,7 @@ def test_sensor_runs_new_shards_then_only_the_changed_one(tmp_path, monkeypatch)
     assert [(r.partition_key, r.tags["elong/reason"]) for r in second.run_requests] == \
         [("logs/part-1", "new_shard")]
     _execute(second, instance, config)
-    for asset in SHARD_ASSETS:
+    for asset in INGEST_ASSETS:
         assert _materialized(instance, asset) == {"logs/part-0": 1, "logs/part-1": 1}, asset
 
     # the shard's content changes: only that shard's assets re-run
@@ -86,7 +84,7 @@ def test_sensor_runs_new_shards_then_only_the_changed_one(tmp_path, monkeypatch)
         [("logs/part-1", "changed_shard")]
     assert third.run_requests[0].run_key != second.run_requests[0].run_key
     _execute(third, instance, config)
-    for asset in SHARD_ASSETS:
+    for asset in INGEST_ASSETS:
         assert _materialized(instance, asset) == {"logs/part-0": 1, "logs/part-1": 2}, asset
 
     # touching a file without changing its bytes re-hashes it but requests nothing
@@ -113,16 +111,14 @@ def test_a_failing_blocking_check_stops_its_downstream_assets(tmp_path, monkeypa
                           scoring={"window": 0, "overlap": 64, "token_budget": 2048})
     monkeypatch.setenv("ELONG_CONFIG", str(config))
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("shards", ["logs/part-0"])
+    register(config, instance)
+    assert materialize(config, [*INGEST_ASSETS, "tokenized_docs"], "logs/part-0",
+                       instance).success
     # Entropies above ln V are what a broken kernel would produce; shrinking the bound the
     # check compares against makes every real entropy count as out of range.
     monkeypatch.setattr(assets.entropy, "max_entropy", lambda vocab: -1.0)
-    res = dg.materialize(list(defs.assets),
-                         selection=["corpus_shards", "tokenized_docs", "entropy_profiles",
-                                    "anchors"],
-                         partition_key="logs/part-0", instance=instance,
-                         resources={"pipeline": PipelineResource(config_path=str(config))},
-                         raise_on_error=False)
+    res = materialize(config, ["entropy_profiles", "anchors"], "logs/part-0", instance,
+                      raise_on_error=False)
     assert not res.success
     (check,) = [c for c in res.get_asset_check_evaluations()
                 if c.check_name == "entropy_in_range"]
@@ -133,24 +129,75 @@ def test_a_failing_blocking_check_stops_its_downstream_assets(tmp_path, monkeypa
     assert "entropy_profiles" in started and "anchors" not in started
 
 
-def test_a_new_shards_embeddings_make_the_index_sync_by_itself(tmp_path, monkeypatch):
-    """vector_index is eager: once a shard's chunk_embeddings land, automation requests it;
-    retrieval and verification wait for their nightly tick."""
+def _drain_automation(defs: dg.Definitions, instance: dg.DagsterInstance, config: Path,
+                      cursor=None, max_ticks: int = 20):
+    """Run the automation sensor's evaluation in process, tick after tick, launching what it
+    requests (one run per asset partition set and key, as the daemon does), until it
+    requests nothing; returns the last cursor."""
+    graph = defs.resolve_asset_graph()
+    for _ in range(max_ticks):
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=cursor)
+        cursor = result.cursor
+        if not result.total_requested:
+            return cursor
+        runs: dict[tuple, list[str]] = {}
+        for key in graph.get_all_asset_keys():
+            pdef = graph.get(key).partitions_def
+            for part in (result.get_requested_partitions(key)
+                         if result.get_num_requested(key) else []):
+                runs.setdefault((pdef.name if pdef else None, part), []).append(
+                    key.to_user_string())
+        for (_, part), selection in sorted(runs.items(), key=lambda kv: str(kv[0])):
+            assert materialize(config, selection, part, instance).success, selection
+    raise AssertionError("automation kept requesting runs")
+
+
+@pytest.mark.slow  # loads MiniLM for chunk_embeddings and queries
+def test_a_new_shard_flows_through_every_stage_by_automation(tmp_path, monkeypatch):
     corpus = tmp_path / "corpora" / "logs"
     corpus.mkdir(parents=True)
-    _write_shard(corpus, "part-0", TEXTS)
+    scorer = save_tiny_scorer(tmp_path / "tiny-scorer", TEXTS)
     config = write_config(tmp_path, [{"name": "logs", "uri": "corpora/logs",
-                                      "format": "jsonl"}])
+                                      "format": "jsonl"}],
+                          models={"scorer": str(scorer)},
+                          scoring={"window": 0, "overlap": 64, "token_budget": 2048},
+                          chunking={"size": 48}, anchors={"alpha": 1.0},
+                          retrieval={"k": 2}, verification={"epsilon": 0.0})
     monkeypatch.setenv("ELONG_CONFIG", str(config))
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions("shards", ["logs/part-0"])
-    first = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-    # an eager asset with nothing upstream materialized yet waits
-    assert first.get_num_requested(dg.AssetKey("vector_index")) == 0
-    instance.report_runless_asset_event(
-        dg.AssetMaterialization(dg.AssetKey("chunk_embeddings"), partition="logs/part-0"))
-    second = dg.evaluate_automation_conditions(defs=defs, instance=instance,
-                                               cursor=first.cursor)
-    assert second.get_num_requested(dg.AssetKey("vector_index")) == 1
-    assert second.get_num_requested(dg.AssetKey("retrieval_candidates")) == 0
-    assert second.get_num_requested(dg.AssetKey("verified_dependencies")) == 0
+    defs = build_definitions(str(config))
+    _write_shard(corpus, "part-0", TEXTS[:6])
+    first = _tick(instance, None)
+    run_stages(defs, instance, DATA_STAGES, log=lambda _: None)
+    cursor = _drain_automation(defs, instance, config)  # the daemon's first look: all fresh
+    before = {a: _materialized(instance, a) for a in ALL_STAGES}
+
+    _write_shard(corpus, "part-1", TEXTS[6:])
+    second = _tick(instance, first.cursor)
+    _execute(second, instance, config)
+    _drain_automation(defs, instance, config, cursor)
+    after = {a: _materialized(instance, a) for a in ALL_STAGES}
+    new = {a: {k: n - before[a].get(k, 0) for k, n in after[a].items()
+               if n != before[a].get(k, 0)} for a in ALL_STAGES}
+    # the new shard's own stages ran once; the old shard's did not re-run
+    for asset in ("corpus_shards", "tokenized_docs", "chunks", "chunk_embeddings",
+                  "entropy_profiles", "anchors"):
+        assert new[asset] == {"logs/part-1": 1}, (asset, new[asset])
+    # the index took the new chunks, so every root shard's retrieval and verification
+    # followed (old roots may now find the new shard's chunks), then packing and catalog.
+    # (A new root shard's retrieval may run twice: once on its anchors, once after the index
+    # sync, when the two land in different ticks.)
+    assert new["vector_index"] == {None: 1}
+    for asset in ("retrieval_candidates", "verified_dependencies"):
+        assert set(new[asset]) == {"logs/part-0", "logs/part-1"}, (asset, new[asset])
+        assert new[asset]["logs/part-0"] == 1, (asset, new[asset])
+    for asset in ("packed_dataset", "baseline_dataset", "stats_catalog"):
+        assert new[asset].get(None, 0) >= 1, (asset, new[asset])
+    # training is never automatic
+    assert after["trained_model"] == {} and after["token_weights"] == {}
+
+
+ALL_STAGES = ["corpus_shards", "tokenized_docs", "chunks", "chunk_embeddings",
+              "entropy_profiles", "anchors", "vector_index", "retrieval_candidates",
+              "verified_dependencies", "packed_dataset", "baseline_dataset", "stats_catalog",
+              "token_weights", "trained_model"]

@@ -10,43 +10,54 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.catalog import stats_catalog
-from assets.ingest import corpus_shards
 from lakehouse.catalog import query
 from lakehouse.storage import leftover_temp_files
 from orchestration.config import load_config
-from orchestration.definitions import defs
+from orchestration.definitions import build_definitions
 from orchestration.discovery import configured_shards
-from orchestration.partitions import SHARDS_PARTITION_NAME
-from orchestration.resources import PipelineResource
-from orchestration.sensors import corpus_shard_sensor
+from orchestration.partitions import ROOT_SHARDS_PARTITION_NAME, SHARDS_PARTITION_NAME
+from orchestration.sensors import INGEST_ASSETS, corpus_shard_sensor
+from tests.conftest import materialize
 
 PROJECT = Path(__file__).resolve().parents[1]
 
 
-def test_dagster_definitions_validate(tmp_path):
+def test_dg_check_defs_passes(tmp_path):
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
     (tmp_path / "dagster.yaml").write_text((PROJECT / "dagster.yaml").read_text())
-    proc = subprocess.run([sys.executable, "-m", "dagster", "definitions", "validate",
-                           "-m", "orchestration.definitions"], cwd=PROJECT, env=env,
+    dg_cli = Path(sys.executable).with_name("dg")
+    proc = subprocess.run([str(dg_cli), "check", "defs"], cwd=PROJECT, env=env,
                           capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Validation successful" in proc.stderr + proc.stdout
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
 
 
-def test_definitions_hold_the_foundation_assets():
+def test_definitions_hold_every_stage_and_the_jobs():
+    defs = build_definitions()
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"corpus_shards", "stats_catalog"} <= keys
+    assert {"corpus_shards", "quarantine", "anchors", "vector_index", "packed_dataset",
+            "baseline_dataset", "stats_catalog"} <= keys
+    jobs = {j.name for j in defs.resolve_all_job_defs()}
+    assert {"ingest_shard", "score_roots", "build_index", "verify_roots", "pack"} <= jobs
+    sensors = {s.name: s.default_status for s in defs.sensors}
+    assert sensors["default_automation_condition_sensor"] == dg.DefaultSensorStatus.RUNNING
+    assert sensors["corpus_shard_sensor"] == dg.DefaultSensorStatus.RUNNING
+
+
+def test_root_only_stages_are_partitioned_over_root_shards():
+    graph = build_definitions().resolve_asset_graph()
+    for name in ("entropy_profiles", "anchors", "retrieval_candidates",
+                 "verified_dependencies"):
+        assert graph.get(dg.AssetKey(name)).partitions_def.name == ROOT_SHARDS_PARTITION_NAME
+    for name in ("corpus_shards", "tokenized_docs", "chunks", "chunk_embeddings"):
+        assert graph.get(dg.AssetKey(name)).partitions_def.name == SHARDS_PARTITION_NAME
 
 
 def _materialize_all(instance: dg.DagsterInstance, config_path: Path) -> dict[str, bool]:
     keys = [r.key for r in configured_shards(load_config(config_path))]
     instance.add_dynamic_partitions(SHARDS_PARTITION_NAME, keys)
-    resources = {"pipeline": PipelineResource(config_path=str(config_path))}
     outcome = {}
     for key in keys:
-        res = dg.materialize([corpus_shards], partition_key=key, instance=instance,
-                             resources=resources, raise_on_error=False)
+        res = materialize(config_path, INGEST_ASSETS, key, instance, raise_on_error=False)
         outcome[key] = res.success
     return outcome
 
@@ -59,8 +70,7 @@ def test_materialize_every_shard_then_catalog_counts(demo_config):
     instance = dg.DagsterInstance.ephemeral()
     outcome = _materialize_all(instance, demo_config)
     assert outcome and all(outcome.values())
-    resources = {"pipeline": PipelineResource(config_path=str(demo_config))}
-    assert dg.materialize([stats_catalog], instance=instance, resources=resources).success
+    assert materialize(demo_config, ["stats_catalog"], None, instance).success
 
     catalog = load_config(demo_config).catalog_path
     _, rows = query(catalog, "SELECT corpus, shards, rows_in, docs, duplicates, quarantined, "
@@ -96,8 +106,7 @@ def test_the_count_check_runs_and_passes_per_partition(demo_config):
     instance = dg.DagsterInstance.ephemeral()
     key = configured_shards(load_config(demo_config))[0].key
     instance.add_dynamic_partitions(SHARDS_PARTITION_NAME, [key])
-    res = dg.materialize([corpus_shards], partition_key=key, instance=instance,
-                         resources={"pipeline": PipelineResource(config_path=str(demo_config))})
+    res = materialize(demo_config, INGEST_ASSETS, key, instance)
     checks = res.get_asset_check_evaluations()
     assert [(c.check_name, c.passed) for c in checks] == [("counts_balance", True)]
 
@@ -124,7 +133,12 @@ def test_sensor_adds_new_shards_as_partitions_and_requests_their_runs(demo_confi
     expected = ["planted/shard-00000", "planted/shard-00001", "planted-pool/shard-00000",
                 "pystdlib/shard-00000"]
     assert [r.partition_key for r in result.run_requests] == expected
-    assert result.dynamic_partitions_requests[0].partition_keys == expected
+    shards, roots = result.dynamic_partitions_requests
+    assert shards.partition_keys == expected
+    # only root corpora's shards get root partitions (the planted pool is a pool only)
+    assert roots.partitions_def_name == ROOT_SHARDS_PARTITION_NAME
+    assert roots.partition_keys == [k for k in expected if not k.startswith("planted-pool")]
+    assert set(result.run_requests[0].asset_selection) == {dg.AssetKey(a) for a in INGEST_ASSETS}
     instance.add_dynamic_partitions(SHARDS_PARTITION_NAME, expected)
     again = corpus_shard_sensor(dg.build_sensor_context(instance=instance))
     assert not again.run_requests

@@ -14,9 +14,10 @@ import dagster as dg
 import pytest
 
 from lakehouse.storage import leftover_temp_files
+from orchestration.cli import register
 from orchestration.config import load_config
-from orchestration.definitions import defs
-from orchestration.resources import PipelineResource
+from orchestration.sensors import INGEST_ASSETS
+from tests.conftest import materialize
 from tests.test_pipeline import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,12 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # (asset, partition, lake folders it writes, which publish to die at)
 CASES = [
     # ingest writes docs, quarantine, duplicates and stats: die with docs already replaced
-    ("corpus_shards", "planted/shard-00000",
+    (",".join(INGEST_ASSETS), "planted/shard-00000",
      ("corpus_shards", "quarantine", "duplicates", "shard_stats"), 2),
     # one profile file: die with it fully written under its temporary name
     ("entropy_profiles", "planted/shard-00001", ("entropy_profiles",), 1),
     # sequences then manifest: die between the two
-    ("packed_dataset", "-", ("packed_dataset/entropylong",), 2),
+    ("packed_dataset", "-", ("packed_dataset",), 2),
 ]
 
 
@@ -40,12 +41,9 @@ def _outputs(lake: Path) -> dict[str, bytes]:
 
 def _materialize(config: Path, asset: str, partition: str) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    key = None if partition == "-" else partition
-    if key:
-        instance.add_dynamic_partitions("shards", [key])
-    res = dg.materialize(list(defs.assets), selection=[asset], partition_key=key,
-                         instance=instance,
-                         resources={"pipeline": PipelineResource(config_path=str(config))})
+    register(config, instance)
+    res = materialize(config, asset.split(","), None if partition == "-" else partition,
+                      instance)
     assert res.success
 
 

@@ -16,8 +16,10 @@ from dagster_k8s.job import (
 from kubernetes.client import ApiClient
 
 from orchestration.config import KubernetesSettings, load_config
-from orchestration.definitions import defs
+from orchestration.definitions import build_definitions
 from orchestration.k8s import executor, op_tags
+
+defs = build_definitions()
 
 GPU_ASSETS = {"entropy_profiles", "verified_dependencies", "token_weights", "trained_model",
               "evaluation"}
@@ -48,7 +50,7 @@ def _step_job(asset: dg.AssetsDefinition) -> dict:
     return ApiClient().sanitize_for_serialization(job)
 
 
-@pytest.mark.parametrize("asset", _assets(), ids=lambda a: a.key.to_user_string())
+@pytest.mark.parametrize("asset", _assets(), ids=lambda a: a.op.name)
 def test_step_job_validates_and_asks_for_a_gpu_only_on_gpu_steps(asset):
     job = _step_job(asset)
     kubernetes_validate.validate(job, "1.30", strict=True)
@@ -56,7 +58,7 @@ def test_step_job_validates_and_asks_for_a_gpu_only_on_gpu_steps(asset):
     container = pod["spec"]["containers"][0]
     limits = container.get("resources", {}).get("limits", {})
     requests = container.get("resources", {}).get("requests", {})
-    if asset.key.to_user_string() in GPU_ASSETS:
+    if asset.op.name in GPU_ASSETS:
         assert str(limits["nvidia.com/gpu"]) == "1"
         assert pod["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
         assert pod["spec"]["tolerations"][0]["key"] == "nvidia.com/gpu"

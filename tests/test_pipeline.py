@@ -9,52 +9,27 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from orchestration.cli import register
 from orchestration.config import load_config
-from orchestration.definitions import defs
+from orchestration.definitions import build_definitions
 from orchestration.discovery import configured_shards
-from orchestration.partitions import RUNS_PARTITION_NAME, SHARDS_PARTITION_NAME
-from orchestration.resources import PipelineResource
-
-SHARD_ASSETS = ["corpus_shards", "tokenized_docs", "entropy_profiles", "anchors", "chunks",
-                "chunk_embeddings"]
+from orchestration.jobs import DATA_STAGES, run_stages
+from orchestration.lake_assets import REGISTRY, recorded_reads
+from tests.conftest import materialize
 
 
-def run_pipeline(config_path: Path, instance: dg.DagsterInstance, verify: bool = True,
-                 train: bool = False) -> list:
-    """Materialize every asset the way `make demo` does; returns all check evaluations.
+def run_pipeline(config_path: Path, instance: dg.DagsterInstance, train: bool = False,
+                 weights: bool = True) -> list:
+    """Run the jobs in the order `make demo` does; returns all check evaluations.
 
-    ``verify=False`` stops before `verified_dependencies` (stages 1-2 only); ``train=True``
-    also trains and evaluates every configured run.
+    ``weights`` also scores tokens for the weighted loss; ``train`` also trains and
+    evaluates every configured run.
     """
-    assets = list(defs.assets)
-    resources = {"pipeline": PipelineResource(config_path=str(config_path))}
-    keys = [r.key for r in configured_shards(load_config(config_path))]
-    instance.add_dynamic_partitions(SHARDS_PARTITION_NAME, keys)
-    checks = []
-
-    def run(selection, key=None):
-        res = dg.materialize(assets, selection=selection, partition_key=key,
-                             instance=instance, resources=resources)
-        checks.extend(res.get_asset_check_evaluations())
-
-    for key in keys:
-        run(SHARD_ASSETS, key)
-    run(["vector_index"])
-    for key in keys:
-        run(["retrieval_candidates"], key)
-    for key in keys if verify else []:
-        run(["verified_dependencies"], key)
-    if verify:
-        run(["packed_dataset"])
-        run(["baseline_dataset"])
-        run(["token_weights"])
-    if verify and train:
-        runs = [r.name for r in load_config(config_path).training.runs]
-        instance.add_dynamic_partitions(RUNS_PARTITION_NAME, runs)
-        for name in runs:
-            run(["trained_model", "evaluation"], name)
-    run(["stats_catalog"])
-    return checks
+    defs = build_definitions(str(config_path))
+    register(config_path, instance)
+    stages = DATA_STAGES + (("weigh_tokens",) if weights or train else ()) \
+        + (("train", "refresh_catalog") if train else ())
+    return run_stages(defs, instance, stages, log=lambda _: None)
 
 
 @pytest.mark.slow  # loads MiniLM
@@ -97,8 +72,8 @@ def test_stage_one_and_two_assets_run_end_to_end(tiny_config):
     assert dep[3:] == (0, 0, 0, 0), dep
     # the packed dataset reads back into units [verified chunks; root] with exact spans
     lake = Path(config.lake)
-    seqs = pq.read_table(lake / "packed_dataset/entropylong/sequences.parquet").to_pylist()
-    man = pq.read_table(lake / "packed_dataset/entropylong/manifest.parquet").to_pylist()
+    seqs = pq.read_table(lake / "packed_dataset/sequences.parquet").to_pylist()
+    man = pq.read_table(lake / "packed_dataset/manifest.parquet").to_pylist()
     assert seqs and all(len(s["input_ids"]) == 8192 for s in seqs)
     verified_pairs = set(con.execute("SELECT doc_id, chunk_id FROM verified_dependencies "
                                      "WHERE verified").fetchall())
@@ -146,14 +121,13 @@ def test_entropy_profiles_are_byte_identical_on_rerun(tiny_config):
     config = load_config(tiny_config)
     key = configured_shards(config)[0].key
     instance = dg.DagsterInstance.ephemeral()
-    instance.add_dynamic_partitions(SHARDS_PARTITION_NAME, [key])
-    resources = {"pipeline": PipelineResource(config_path=str(tiny_config))}
+    register(tiny_config, instance)
     corpus, shard = key.split("/")
     path = Path(config.lake_store.shard_path("entropy_profiles", corpus, shard))
     outputs = []
     for _ in range(2):
-        dg.materialize(list(defs.assets), selection=SHARD_ASSETS[:3], partition_key=key,
-                       instance=instance, resources=resources)
+        materialize(tiny_config, ["corpus_shards", "tokenized_docs"], key, instance)
+        materialize(tiny_config, ["entropy_profiles"], key, instance)
         outputs.append(path.read_bytes())
     assert outputs[0] == outputs[1]
     assert pq.read_table(path).num_rows > 0
@@ -162,8 +136,8 @@ def test_entropy_profiles_are_byte_identical_on_rerun(tiny_config):
 def test_token_weights_join_the_packed_sequences_by_id(tiny_config):
     run_pipeline(tiny_config, dg.DagsterInstance.ephemeral())
     lake = Path(load_config(tiny_config).lake)
-    for dataset in ("entropylong", "baseline"):
-        seqs = pq.read_table(lake / f"packed_dataset/{dataset}/sequences.parquet").to_pylist()
+    for dataset, folder in (("entropylong", "packed_dataset"), ("baseline", "baseline_dataset")):
+        seqs = pq.read_table(lake / f"{folder}/sequences.parquet").to_pylist()
         weights = pq.read_table(lake / f"token_weights/{dataset}.parquet").to_pylist()
         assert [w["seq_id"] for w in weights] == [s["seq_id"] for s in seqs]
         for s, w in zip(seqs, weights, strict=True):
@@ -180,8 +154,14 @@ def test_token_weights_join_the_packed_sequences_by_id(tiny_config):
 
 @pytest.mark.slow  # lm-eval's RULER generation on a tiny model
 def test_training_runs_and_their_evaluation_land_in_one_table(tiny_config):
-    checks = run_pipeline(tiny_config, dg.DagsterInstance.ephemeral(), train=True)
+    with recorded_reads() as reads:
+        checks = run_pipeline(tiny_config, dg.DagsterInstance.ephemeral(), train=True)
     assert all(c.passed for c in checks)
+    # what every asset read, over the whole run, is exactly what it declares
+    read = {}
+    for asset, table, scope in reads:
+        read.setdefault(asset, {})[table] = scope
+    assert read == {name: spec.reads for name, spec in REGISTRY.items()}
     con = duckdb.connect(load_config(tiny_config).catalog_path, read_only=True)
     steps = con.execute("SELECT run, count(*), bool_and(isfinite(loss_unweighted)), "
                         "max(weight_nonzero) FROM training_metrics GROUP BY run ORDER BY run"
