@@ -15,6 +15,15 @@ tokens; each token is scored in exactly one window, where it has at least ``over
 of context (or its whole prefix). Windows are batched by a token budget, longest first, so
 padding is small. The kernel is reused by verification (entropy at anchors with a chunk
 prepended) and by token weighting (short-context log-probs), hence ``score_windows``.
+
+BOS: with ``ScoringConfig.bos_token_id`` set, every forward input starts with that token
+(each window of a long document too), and position 0 of a sequence is scored like any other
+(predicted from BOS alone). Unset, nothing is prepended and position 0 is NaN. Models trained
+with a BOS at the start of every sequence (Llama 3, Mistral) need it: without it their first
+positions are scored out of distribution. Entropy, verification and training must agree:
+whoever trains on the packed output puts the same BOS at the start of every training
+sequence (of every unit, where units are masked from each other) when the scorer used one.
+See ``resolve_bos`` for the per-model setting.
 """
 
 from __future__ import annotations
@@ -33,9 +42,28 @@ class ScoringConfig:
     overlap: int = 1024  # minimum context of a token scored in a later window
     token_budget: int = 8192  # padded tokens per forward batch
     block_size: int = 512  # positions per LM-head block (block x vocab fp32 logits)
+    bos_token_id: int | None = None  # prepended to every forward input; None: no BOS
 
 
 DEFAULT_SCORING = ScoringConfig()
+
+
+def resolve_bos(tokenizer, mode: str = "auto") -> int | None:
+    """The BOS id to prepend for ``mode``: ``never`` -> None; ``always`` -> the tokenizer's
+    BOS (an error if it has none); ``auto`` -> its BOS exactly when the tokenizer itself adds
+    one to an encoded text (Llama 3 yes, SmolLM2 and GPT-2 no), i.e. what the model was
+    trained with."""
+    if mode == "never":
+        return None
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if mode == "always":
+        if bos is None:
+            raise ValueError("scoring.bos is 'always' but the tokenizer has no BOS token")
+        return int(bos)
+    if mode != "auto":
+        raise ValueError(f"bos mode must be auto, always or never, got {mode!r}")
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return int(bos) if bos is not None and ids and ids[0] == bos else None
 
 
 @dataclass(frozen=True)
@@ -58,8 +86,10 @@ def model_window(model) -> int:
     return int(getattr(model.config, "max_position_embeddings", 2048))
 
 
-def plan_windows(lengths: Sequence[int], window: int, overlap: int) -> list[Window]:
-    """Cut each sequence into overlapping windows; every position >= 1 is scored exactly once."""
+def plan_windows(lengths: Sequence[int], window: int, overlap: int, first: int = 1
+                 ) -> list[Window]:
+    """Cut each sequence into overlapping windows; every position >= ``first`` is scored
+    exactly once (``first`` = 0 when a BOS gives position 0 a prediction)."""
     if window < 2:
         raise ValueError(f"window must be at least 2 tokens, got {window}")
     if not 0 <= overlap < window:
@@ -68,9 +98,9 @@ def plan_windows(lengths: Sequence[int], window: int, overlap: int) -> list[Wind
     out = []
     for seq, n in enumerate(lengths):
         if n <= window:
-            out.append(Window(seq, 0, n, 1))
+            out.append(Window(seq, 0, n, first))
             continue
-        start, scored_to = 0, 1
+        start, scored_to = 0, first
         while True:
             end = min(start + window, n)
             # Score what earlier windows did not; start <= previous start + stride, so every
@@ -145,18 +175,24 @@ def _forward_hidden(model, ids: torch.Tensor, mask: torch.Tensor | None) -> torc
 
 
 def _forward_batch(model, sequences: Sequence[np.ndarray], batch: Sequence[Window],
-                   device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad a batch of windows (pad id 0), run the model body; (ids, hidden states)."""
-    longest = batch[0].end - batch[0].start
+                   device, bos: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad a batch of windows (pad id 0), run the model body; (ids, hidden states).
+
+    With ``bos``, each row starts with it, so window token j sits at column j + 1.
+    """
+    lead = 0 if bos is None else 1
+    longest = batch[0].end - batch[0].start + lead
     ids = torch.zeros((len(batch), longest), dtype=torch.long)
     mask = torch.zeros((len(batch), longest), dtype=torch.long)
     for row, w in enumerate(batch):
         seg = torch.as_tensor(np.asarray(sequences[w.seq][w.start:w.end], dtype=np.int64))
-        ids[row, :len(seg)] = seg
-        mask[row, :len(seg)] = 1
+        if lead:
+            ids[row, 0] = bos
+        ids[row, lead:lead + len(seg)] = seg
+        mask[row, :lead + len(seg)] = 1
     ids, mask = ids.to(device), mask.to(device)
     # Without padding, no mask: attention can take its causal fast path.
-    padded = any(w.end - w.start != longest for w in batch)
+    padded = any(w.end - w.start + lead != longest for w in batch)
     return ids, _forward_hidden(model, ids, mask if padded else None)
 
 
@@ -169,13 +205,15 @@ def score_windows(model, sequences: Sequence[np.ndarray], windows: Sequence[Wind
     device = next(model.parameters()).device
     head = model.get_output_embeddings()
     transform = _head_transform(model)
+    bos = config.bos_token_id
+    lead = 0 if bos is None else 1
     for batch in batches_by_budget(windows, config.token_budget):
-        ids, hidden = _forward_batch(model, sequences, batch, device)
-        # Position p of the window predicts token p+1: gather only the rows that are scored.
+        ids, hidden = _forward_batch(model, sequences, batch, device, bos)
+        # Column p of the input predicts column p+1: gather only the rows that are scored.
         rows, cols, spans = [], [], []
         for row, w in enumerate(batch):
-            first = w.score_from - w.start - 1  # hidden index predicting token score_from
-            last = w.end - w.start - 1
+            first = w.score_from - w.start - 1 + lead  # column predicting token score_from
+            last = w.end - w.start - 1 + lead
             rows.append(torch.full((last - first,), row, dtype=torch.long))
             cols.append(torch.arange(first, last, dtype=torch.long))
             spans.append(last - first)
@@ -195,23 +233,30 @@ def score_windows(model, sequences: Sequence[np.ndarray], windows: Sequence[Wind
 def score_sequences(model, sequences: Sequence[np.ndarray],
                     config: ScoringConfig = DEFAULT_SCORING) -> list[TokenScores]:
     """Per-token entropy and NLL for every sequence (see the module docstring)."""
-    window = config.window or model_window(model)
+    bos = config.bos_token_id is not None
+    window = (config.window or model_window(model)) - bos  # room for the BOS
     overlap = min(config.overlap, window // 2)
     lengths = [len(s) for s in sequences]
     out = [TokenScores(np.full(n, np.nan, np.float32), np.full(n, np.nan, np.float32))
            for n in lengths]
-    scorable = [i for i, n in enumerate(lengths) if n >= 2]
+    scorable = [i for i, n in enumerate(lengths) if n >= 2 - bos]
     windows = [Window(scorable[w.seq], w.start, w.end, w.score_from)
-               for w in plan_windows([lengths[i] for i in scorable], window, overlap)]
+               for w in plan_windows([lengths[i] for i in scorable], window, overlap,
+                                     first=0 if bos else 1)]
     for w, ent, nll in score_windows(model, sequences, windows, config):
         out[w.seq].entropy[w.score_from:w.end] = ent
         out[w.seq].nll[w.score_from:w.end] = nll
     return out
 
 
-def naive_scores(model, ids: np.ndarray) -> TokenScores:
-    """The obvious way, for tests and benchmarks: full fp32 logits over the whole sequence."""
-    x = torch.as_tensor(np.asarray(ids, dtype=np.int64))[None]
+def naive_scores(model, ids: np.ndarray, bos_token_id: int | None = None) -> TokenScores:
+    """The obvious way, for tests and benchmarks: full fp32 logits over the whole sequence
+    (with ``bos_token_id`` prepended when given, so position 0 is scored too)."""
+    seq = np.asarray(ids, dtype=np.int64)
+    lead = 0 if bos_token_id is None else 1
+    if lead:
+        seq = np.concatenate([[bos_token_id], seq])
+    x = torch.as_tensor(seq)[None]
     with torch.no_grad():
         logits = model(x).logits.float()[0]
     logp = torch.log_softmax(logits, -1)
@@ -220,8 +265,8 @@ def naive_scores(model, ids: np.ndarray) -> TokenScores:
     n = len(ids)
     e = np.full(n, np.nan, np.float32)
     g = np.full(n, np.nan, np.float32)
-    e[1:] = ent[:-1].numpy()
-    g[1:] = nll.numpy()
+    e[1 - lead:] = ent[:-1].numpy()
+    g[1 - lead:] = nll.numpy()
     return TokenScores(e, g)
 
 
@@ -232,13 +277,17 @@ def max_entropy(vocab_size: int) -> float:
 
 def score_positions(model, sequences: Sequence[np.ndarray], positions: Sequence[np.ndarray],
                     config: ScoringConfig = DEFAULT_SCORING) -> list[TokenScores]:
-    """Entropy and NLL only at the given token positions of each sequence (each >= 1).
+    """Entropy and NLL only at the given token positions of each sequence (each >= 1, or
+    >= 0 with a BOS).
 
     Same batching as ``score_sequences``, but the LM head runs only on the rows that predict
-    a requested token, which is what verification needs: H' at a few anchors of a long
-    ``[chunk; document]`` sequence. Every sequence must fit the model's window.
+    a requested token, which is what verification needs: H' at the anchors (or every
+    position) of the document in a ``[chunk; document]`` sequence. Every sequence must fit
+    the model's window, less one token with a BOS.
     """
-    window = config.window or model_window(model)
+    bos = config.bos_token_id
+    lead = 0 if bos is None else 1
+    window = (config.window or model_window(model)) - lead
     device = next(model.parameters()).device
     head = model.get_output_embeddings()
     transform = _head_transform(model)
@@ -249,16 +298,17 @@ def score_positions(model, sequences: Sequence[np.ndarray], positions: Sequence[
         if len(seq) > window:
             raise ValueError(f"sequence {i} has {len(seq)} tokens, more than the window "
                              f"{window}")
-        if len(pos) and (min(pos) < 1 or max(pos) >= len(seq)):
-            raise ValueError(f"sequence {i}: positions must lie in [1, {len(seq)})")
+        if len(pos) and (min(pos) < 1 - lead or max(pos) >= len(seq)):
+            raise ValueError(f"sequence {i}: positions must lie in [{1 - lead}, {len(seq)})")
         if len(pos):
-            wins.append(Window(i, 0, len(seq), 1))
+            wins.append(Window(i, 0, len(seq), 1 - lead))
     for batch in batches_by_budget(wins, config.token_budget):
-        ids, hidden = _forward_batch(model, sequences, batch, device)
+        ids, hidden = _forward_batch(model, sequences, batch, device, bos)
         rows = torch.cat([torch.full((len(positions[w.seq]),), r, dtype=torch.long)
                           for r, w in enumerate(batch)]).to(device)
         cols = torch.cat([torch.as_tensor(np.asarray(positions[w.seq], dtype=np.int64))
                           for w in batch]).to(device)
+        cols = cols + lead  # input columns of the asked tokens
         ent, nll = entropy_nll_from_hidden(hidden[rows, cols - 1], ids[rows, cols], head,
                                            config.block_size, transform)
         ent, nll = ent.cpu().numpy(), nll.cpu().numpy()
