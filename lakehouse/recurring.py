@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -161,3 +161,17 @@ def recurring_token_mask(char_start: np.ndarray, char_end: np.ndarray,
 def recurring_share(mask: np.ndarray, start: int, end: int) -> float:
     """Share of tokens [start, end) that lie in recurring text (0 for an empty span)."""
     return float(np.mean(mask[start:end])) if end > start else 0.0
+
+
+def recurring_masks(tokens: pa.Table, texts: Mapping[str, str],
+                    recurring: set[int] | frozenset[int],
+                    settings: RecurringSettings = DEFAULT_RECURRING) -> dict[str, np.ndarray]:
+    """doc_id -> per-token recurring mask for the documents of a tokenized_docs table
+    (columns doc_id, char_start, char_end); documents without recurring text are left out."""
+    out = {}
+    for d, cs, ce in zip(tokens["doc_id"].to_pylist(), tokens["char_start"].to_pylist(),
+                         tokens["char_end"].to_pylist(), strict=True):
+        spans = recurring_spans(texts[d], recurring, settings)
+        if spans:
+            out[d] = recurring_token_mask(np.asarray(cs), np.asarray(ce), spans)
+    return out

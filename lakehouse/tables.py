@@ -90,7 +90,9 @@ ANCHORS = pa.schema([
     ("position", pa.int64()),  # token index t whose prediction is uncertain
     ("entropy", pa.float32()),
     ("nll", pa.float32()),
-    ("threshold", pa.float64()),
+    ("score", pa.float64()),  # the rule's score: H(t) (entropy) or the word's NLL sum
+    ("rule", pa.string()),  # surprise | entropy (lakehouse.anchors)
+    ("threshold", pa.float64()),  # tau of the rule, for this document
     ("query_mode", pa.string()),
     ("query_start", pa.int64()),  # token span of the query text
     ("query_end", pa.int64()),

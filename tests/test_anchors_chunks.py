@@ -77,3 +77,86 @@ def test_chunks_cover_every_token_once_within_size(n, size):
     covered = [i for a, b in spans for i in range(a, b)]
     assert covered == list(range(n))
     assert all(0 < b - a <= size for a, b in spans)
+
+
+# --- the anchors stage: rules, recurring text, the table -------------------------------
+def test_words_group_sub_word_tokens_and_split_at_spaces_and_punctuation():
+    from lakehouse.anchors import word_ids
+
+    text = "Dr Braentenne, code E41-KRX7."
+    pieces = ["Dr", " Bra", "ent", "enne", ",", " code", " E", "41", "-", "KR", "X7", "."]
+    starts, ends, pos = [], [], 0
+    for p in pieces:
+        starts.append(pos)
+        pos += len(p)
+        ends.append(pos)
+    assert "".join(pieces) == text
+    assert word_ids(text, np.array(starts), np.array(ends)).tolist() == [
+        0, 1, 1, 1, 2, 3, 4, 4, 5, 6, 6, 7]
+
+
+def test_surprise_rule_scores_words_by_summed_nll_and_anchors_their_top_token():
+    from lakehouse.anchors import surprise_anchors
+
+    nll = np.array([NAN, 1, 1, 6, 5, 4, 1, 1, 1, 1, 1, 1], np.float64)
+    words = np.array([0, 1, 2, 3, 3, 3, 4, 5, 6, 7, 8, 9])  # word 3: one name, 3 tokens
+    pos, scores, tau = surprise_anchors(nll, words, alpha=2.0)
+    sums = np.array([0, 1, 1, 15, 1, 1, 1, 1, 1, 1], np.float64)[1:]  # word 0 unscored
+    assert tau == pytest.approx(sums.mean() + 2 * sums.std())
+    assert pos.tolist() == [3] and scores.tolist() == [15.0]
+    # no single token of the name beats an entropy-style per-token threshold at alpha 2
+    per_token = nll[1:]
+    assert (per_token > per_token.mean() + 2 * per_token.std()).sum() == 1  # only the 6
+
+
+def _stage_inputs():
+    import pyarrow as pa
+
+    text = "Home > News. Marta Quorvath opened it. Home > News."
+    toks = ["Home", " >", " News", ".", " Marta", " Quor", "vath", " opened", " it", ".",
+            " Home", " >", " News", "."]
+    starts, ends, pos = [], [], 0
+    for t in toks:
+        starts.append(pos)
+        pos += len(t)
+        ends.append(pos)
+    assert "".join(toks) == text
+    n = len(toks)
+    h = np.array([NAN, 1, 1, 1, 2, 9, 2, 1, 1, 1, 1, 1, 9, 1], np.float32)
+    g = np.array([NAN, 1, 1, 1, 9, 9, 3, 1, 1, 1, 1, 1, 13, 1], np.float32)
+    f = h[1:].astype(np.float64)
+    profiles = pa.table({"doc_id": ["d"], "entropy": [h.tolist()], "nll": [g.tolist()],
+                         "mean": [float(f.mean())], "std": [float(f.std())]})
+    tokens = pa.table({"doc_id": ["d"], "char_start": [starts], "char_end": [ends]})
+    recurring = np.zeros(n, bool)
+    recurring[[0, 1, 2, 3, 10, 11, 12, 13]] = True  # "Home > News." recurs elsewhere
+    return profiles, tokens, {"d": text}, {"d": recurring}
+
+
+def test_anchor_table_takes_the_name_and_skips_recurring_text():
+    from lakehouse.anchors import AnchorSettings, anchor_table
+    from lakehouse.tables import ANCHORS
+
+    profiles, tokens, texts, recurring = _stage_inputs()
+    table, stats = anchor_table(profiles, tokens, texts, recurring,
+                                AnchorSettings(alpha=1.5, query_window=2))
+    assert table.schema == ANCHORS
+    rows = table.to_pylist()
+    # "Quorvath" (9 + 3 nats) is the surprising word, anchored at its first token; "Marta"
+    # (9) stays below tau; the recurring "News" (13) is a candidate that is skipped
+    assert [r["position"] for r in rows] == [5]
+    assert rows[0]["rule"] == "surprise" and rows[0]["query"] == ". Marta Quorvath"
+    assert rows[0]["score"] == pytest.approx(12.0)
+    assert stats["skipped_recurring"] == 1
+    assert stats["anchors_per_1k_tokens"] == pytest.approx(1000 / 13)
+    # the paper's rule, for comparison: by entropy, and without the recurring filter it
+    # anchors the recurring token as well
+    t2, s2 = anchor_table(profiles, tokens, texts, None,
+                          AnchorSettings(rule="entropy", alpha=1.5, skip_recurring=True))
+    assert sorted(t2["position"].to_pylist()) == [5, 12] and s2["skipped_recurring"] == 0
+    t3, _ = anchor_table(profiles, tokens, texts, recurring,
+                         AnchorSettings(rule="entropy", alpha=1.5))
+    assert t3["position"].to_pylist() == [5]
+    t4, _ = anchor_table(profiles, tokens, texts, None,
+                         AnchorSettings(alpha=1.5, max_per_doc=1))
+    assert t4["position"].to_pylist() == [12]  # the highest-scoring word only
