@@ -97,3 +97,74 @@ def test_span_quality_judges_only_rows_inside_planted_spans():
     q = span_quality(spans, kept)
     assert (q.truth, q.kept, q.true_kept, q.truth_found) == (3, 4, 2, 1)
     assert q.precision == 0.5 and q.recall == 1 / 3
+
+
+# --- the verification stage: every position, long documents -----------------------------
+def _cands(rows):
+    return {"doc_id": [r[0] for r in rows], "position": [r[1] for r in rows],
+            "chunk_id": [r[2] for r in rows]}
+
+
+def test_stage_rows_equal_the_naive_reference_and_all_positions_agree(tiny_llama):
+    from models.verification import VerifySettings, verify_candidates
+
+    docs = dict(zip(["a", "b"], _seqs([60, 45], 11), strict=True))
+    chunks = dict(zip(["x", "y"], _seqs([20, 33], 12), strict=True))
+    rows = [("a", 10, "x"), ("a", 40, "x"), ("b", 44, "y"), ("a", 59, "y")]
+    cfg = ScoringConfig(window=256, token_budget=200)
+    got = {m: verify_candidates(tiny_llama, cfg, _cands(rows), docs, chunks,
+                                VerifySettings(positions=m)) for m in ("anchors", "all")}
+    for i, (d, t, c) in enumerate(rows):
+        seq = np.concatenate([chunks[c], docs[d][:t + 1]])
+        (ref,) = score_positions(tiny_llama, [seq], [np.array([len(seq) - 1])], cfg)
+        (alone,) = score_sequences(tiny_llama, [docs[d]], cfg)
+        for v in got.values():
+            assert v.rows["status"][i] == "ok" and v.rows["context_start"][i] == 0
+            assert v.rows["h_prime"][i] == pytest.approx(ref.entropy[0], abs=1e-4)
+            assert v.rows["nll_prime"][i] == pytest.approx(ref.nll[0], abs=1e-4)
+            assert v.rows["h"][i] == pytest.approx(alone.entropy[t], abs=1e-4)
+    # all positions: one pass per (doc, chunk) reading every scored token of the document
+    passes = {(p.doc_id, p.chunk_id): p for p in got["all"].passes}
+    assert sorted(passes) == [("a", "x"), ("a", "y"), ("b", "y")]
+    assert passes[("a", "x")].positions.tolist() == list(range(1, 60))
+    assert got["all"].pair_passes == got["anchors"].pair_passes == 3
+    assert got["all"].forward_tokens > got["anchors"].forward_tokens  # ("a", "x") uncut
+
+
+def test_late_anchors_of_a_long_document_are_verified_on_a_truncated_context(tiny_llama):
+    from models.verification import VerifySettings, doc_segments, verify_candidates
+
+    (doc,) = _seqs([200], 13)
+    (chunk,) = _seqs([40], 14)
+    cfg = ScoringConfig(window=128, overlap=32, token_budget=512)
+    rows = [("d", 5, "c"), ("d", 120, "c"), ("d", 199, "c")]
+    v = verify_candidates(tiny_llama, cfg, _cands(rows), {"d": doc}, {"c": chunk},
+                          VerifySettings(positions="anchors"))
+    assert v.rows["status"].tolist() == ["ok"] * 3  # the old grouped pass: too_long
+    segs = doc_segments(200, 128 - 40, 32, 1)
+    assert len(segs) > 1
+    for i, (_, t, _) in enumerate(rows):
+        w = next(w for w in segs if w.score_from <= t < w.end)
+        s = v.rows["context_start"][i]
+        assert s == w.start and (t < 88 or s > 0)
+        seg = doc[s:t + 1]
+        (with_chunk,) = score_positions(tiny_llama, [np.concatenate([chunk, seg])],
+                                        [np.array([40 + t - s])], cfg)
+        (alone,) = score_positions(tiny_llama, [seg], [np.array([t - s])], cfg)
+        assert v.rows["h_prime"][i] == pytest.approx(with_chunk.entropy[0], abs=1e-4)
+        assert v.rows["h"][i] == pytest.approx(alone.entropy[0], abs=1e-4)
+        assert v.rows["nll"][i] == pytest.approx(alone.nll[0], abs=1e-4)
+    # the old grouped pass drops the whole (document, chunk) group
+    (old,), _ = verify_grouped(tiny_llama, [doc], [chunk], [Pair(0, 0, np.array([5, 199]))],
+                               cfg)
+    assert old.status == "too_long"
+
+
+def test_a_chunk_that_leaves_no_room_marks_its_rows_too_long(tiny_llama):
+    from models.verification import verify_candidates
+
+    v = verify_candidates(tiny_llama, ScoringConfig(window=41), _cands([("d", 3, "c")]),
+                          {"d": _seqs([10], 15)[0]}, {"c": _seqs([40], 16)[0]})
+    assert v.rows["status"].tolist() == ["too_long"] and np.isnan(v.rows["h_prime"][0])
+    empty = verify_candidates(tiny_llama, ScoringConfig(), _cands([]), {}, {})
+    assert empty.passes == [] and empty.forward_tokens == 0
