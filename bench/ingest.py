@@ -2,8 +2,10 @@
 
 The baseline is what a user would write by hand: ``pl.read_ndjson``, drop null text, strip
 control characters with a regex, NFC-normalise, trim, drop empties and exact duplicates. It
-does *not* quarantine or explain bad rows (on a malformed line it simply raises), so the
-shard here is clean; the ratio is the price of row-level accounting on good data.
+does *not* quarantine or explain bad rows (on a malformed line it simply raises), nor compute
+ids or content hashes, so the shard here is clean; the ratio is the price of row-level
+accounting, stable ids and exact-duplicate hashing on good data. Ours also reads the shard as
+it does in the pipeline: streamed in blocks, parsed by Arrow where that is exact.
 """
 
 from __future__ import annotations
@@ -62,8 +64,8 @@ def main(n_rows: int = 100_000) -> None:
     report("ingest", [Record(
         metric="ingest rows/s (ours / polars baseline)", value=n_rows / t_ours,
         baseline=n_rows / t_base, ratio=ratio, unit="rows/s",
-        target="ratio >= 0.2 (row-level quarantine costs at most 5x a vectorised pass)",
-        met=ratio >= 0.2, device=device_name(), params={"rows": n_rows, "docs": ours_docs})])
+        target="ratio >= 0.8 (ids, hashes and quarantine at most 1.25x a vectorised pass)",
+        met=ratio >= 0.8, device=device_name(), params={"rows": n_rows, "docs": ours_docs})])
 
 
 if __name__ == "__main__":

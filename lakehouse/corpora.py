@@ -12,6 +12,14 @@ import fsspec
 Format = Literal["parquet", "jsonl"]
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
+# Compression suffixes a JSONL shard may carry (decompressed on read, by name).
+COMPRESSION_SUFFIXES = (".gz", ".zst", ".bz2", ".xz")
+FORMAT_SUFFIXES = (".parquet", ".jsonl", ".ndjson", ".json")
+DEFAULT_GLOBS: dict[str, tuple[str, ...]] = {
+    "parquet": ("*.parquet",),
+    "jsonl": ("*.jsonl", *(f"*.jsonl{suffix}" for suffix in COMPRESSION_SUFFIXES)),
+}
+
 
 @dataclass(frozen=True)
 class CorpusSpec:
@@ -22,7 +30,7 @@ class CorpusSpec:
     format: Format = "parquet"
     text_column: str = "text"
     id_column: str | None = "id"
-    glob: str | None = None  # default: "*.parquet" or "*.jsonl" directly under uri
+    glob: str | None = None  # default: the format's files directly under uri (DEFAULT_GLOBS)
     demo: dict = field(default_factory=dict)  # settings of a generated demo corpus, if any
 
     def __post_init__(self) -> None:
@@ -33,8 +41,14 @@ class CorpusSpec:
                              f"got {self.format!r}")
 
     @property
+    def patterns(self) -> tuple[str, ...]:
+        """Glob patterns, relative to ``uri``, that select the shard files."""
+        return (self.glob,) if self.glob else DEFAULT_GLOBS[self.format]
+
+    @property
     def pattern(self) -> str:
-        return self.glob or ("*.parquet" if self.format == "parquet" else "*.jsonl")
+        """The patterns as one line, for messages."""
+        return ", ".join(self.patterns)
 
 
 @dataclass(frozen=True)
@@ -50,26 +64,48 @@ class ShardRef:
         return f"{self.corpus}/{self.shard}"
 
 
+def _strip_suffix(name: str, suffixes: tuple[str, ...]) -> tuple[str, bool]:
+    for suffix in suffixes:
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)], True
+    return name, False
+
+
 def shard_name(relative_path: str) -> str:
-    """Partition-safe shard name from a file path relative to the corpus root."""
-    stem = relative_path.rsplit(".", 1)[0] if "." in relative_path else relative_path
+    """Partition-safe shard name from a file path relative to the corpus root.
+
+    The format and compression suffixes are dropped (``part-0.jsonl.gz`` -> ``part-0``), so
+    recompressing a shard keeps its partition; a name with neither loses its last suffix.
+    """
+    stem, compressed = _strip_suffix(relative_path, COMPRESSION_SUFFIXES)
+    stem, formatted = _strip_suffix(stem, FORMAT_SUFFIXES)
+    if not (compressed or formatted) and "." in stem.rsplit("/", 1)[-1]:
+        stem = stem.rsplit(".", 1)[0]
     stem = stem.replace("/", "__")
-    return _SAFE.sub("_", stem)
+    return _SAFE.sub("_", stem) or _SAFE.sub("_", relative_path.replace("/", "__"))
 
 
 def discover_shards(spec: CorpusSpec) -> list[ShardRef]:
-    """List the shard files of a corpus, sorted, as partition references."""
+    """List the shard files of a corpus, sorted, as partition references.
+
+    Two files that would share a partition key (``a.jsonl`` beside ``a.jsonl.gz``) are an
+    error naming both, not a silent pick of one.
+    """
     fs, root = fsspec.core.url_to_fs(spec.uri)
     if not fs.exists(root):
         return []
     root = root.rstrip("/")
-    matches = sorted(fs.glob(f"{root}/{spec.pattern}"))
-    refs = []
+    matches = sorted({path for pattern in spec.patterns for path in fs.glob(f"{root}/{pattern}")})
+    refs: dict[str, ShardRef] = {}
     protocol = spec.uri.split("://", 1)[0] + "://" if "://" in spec.uri else ""
     for path in matches:
         rel = path[len(root) + 1:]
-        refs.append(ShardRef(spec.name, shard_name(rel), f"{protocol}{path}"))
-    return refs
+        ref = ShardRef(spec.name, shard_name(rel), f"{protocol}{path}")
+        if ref.key in refs:
+            raise ValueError(f"corpus {spec.name}: {refs[ref.key].uri} and {ref.uri} both map "
+                             f"to partition {ref.key}; keep one of them")
+        refs[ref.key] = ref
+    return sorted(refs.values(), key=lambda r: r.uri)
 
 
 def split_key(key: str) -> tuple[str, str]:
