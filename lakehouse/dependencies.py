@@ -1,8 +1,41 @@
-"""Verification decisions: relative information gain and the keep rule (pure numpy)."""
+"""Verification decisions (EntropyLong step 3): what a chunk explains, and whether to keep it.
+
+Two rules over the scores of one (document, chunk) pass (models.verification):
+
+* ``delta_i`` (the paper): keep (anchor, chunk) when dI = (H - H') / H > epsilon at the
+  anchor token.
+* ``span`` (default): judge what the chunk explains over *entities*, not single tokens. An
+  entity is a run of consecutive words each of which the scorer found surprising alone
+  (their tokens' gold NLL summing to at least ``min_word_nll`` nats). The chunk explains
+  an entity when it removes at least ``min_gain`` nats of the entity's NLL (the pointwise
+  mutual information between chunk and entity) and at least ``min_relative_gain`` of it.
+  Why: on free prose the per-token rule passes same-topic look-alikes at most facts (they
+  share the template's words and the names' sub-words, so *some* token's entropy falls by
+  40%), and a true source also lowers 13-46% of ordinary tokens by that much. The true
+  source removes tens of nats from a name or code; a look-alike removes a few from one
+  word of it (a shared first name), which is a small share of the entity. Reading every
+  position of the pass, not only anchors, also finds entities no anchor landed on, once
+  any anchor of the document retrieved the chunk.
+
+Copies (lakehouse.copies) are classified on every row and dropped by default
+(``copies: drop``): verbatim context or an anchor inside recurring text is the same text,
+not a dependency. ``decide`` builds the verified_dependencies table, its statistics
+(NaN-safe), planted quality when ground truth is given, and a Markdown sample of kept rows.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
 import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+from lakehouse import tables
+from lakehouse.anchors import word_ids
+from lakehouse.copies import COPY, INFORMATIVE, context_copied
 
 
 def relative_gain(h_before: np.ndarray, h_after: np.ndarray) -> np.ndarray:
@@ -29,3 +62,324 @@ def verified(di: np.ndarray, epsilon: float, nll_before: np.ndarray | None = Non
             raise ValueError("correctness_aware needs nll_before and nll_after")
         keep &= np.asarray(nll_after) < np.asarray(nll_before)
     return keep
+
+
+class DecisionSettings(BaseModel):
+    """The `verification` section's decision settings (models.verification.VerifySettings
+    holds where H' is read)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["on", "off"] = "on"  # off: keep candidates unverified (paper's ablation)
+    rule: Literal["span", "delta_i"] = "span"  # delta_i: the paper's dI > epsilon
+    epsilon: float = Field(0.4, ge=0)  # delta_i rule: keep when dI > epsilon
+    correctness_aware: bool = False  # delta_i rule: also require the gold NLL to fall
+    off_keep_top: int = Field(1, gt=0)  # mode off: candidates kept per anchor, by rank
+    min_word_nll: float = Field(8.0, ge=0)  # span rule: a word is surprising alone (nats)
+    min_gain: float = Field(16.0, ge=0)  # span rule: nats of an entity's NLL the chunk removes
+    min_relative_gain: float = Field(0.5, ge=0, le=1)  # span rule: share of it removed
+    copies: Literal["drop", "keep"] = "drop"  # copy rows: never kept, or kept as they pass
+    copy_context: int = Field(8, ge=0)  # k: tokens before the anchor that make a copy
+    samples: int = Field(12, ge=0)  # rows in the Markdown sample of kept dependencies
+
+
+DEFAULT_DECISION = DecisionSettings()
+
+
+class PassLike(Protocol):
+    """One (document, chunk) pass (models.verification.PassScores)."""
+
+    doc_id: str
+    chunk_id: str
+    positions: np.ndarray
+    h: np.ndarray
+    nll: np.ndarray
+    h_prime: np.ndarray
+    nll_prime: np.ndarray
+    context_start: np.ndarray
+
+
+@dataclass(frozen=True)
+class Entity:
+    start: int  # token span [start, end) in the document
+    end: int
+    head: int  # the token whose NLL the chunk cut most
+    gain: float  # nats of NLL removed over the entity
+    relative: float  # gain / the entity's NLL alone
+
+
+def entities(nll: np.ndarray, nll_prime: np.ndarray, words: np.ndarray,
+             min_word_nll: float) -> list[Entity]:
+    """Runs of consecutive surprising words with what the chunk removed from their NLL.
+
+    ``nll``/``nll_prime`` span the document (NaN where not read); a word is surprising when
+    its read tokens' NLL sum to ``min_word_nll`` or more.
+    """
+    g = np.asarray(nll, np.float64)
+    g2 = np.asarray(nll_prime, np.float64)
+    read = np.isfinite(g) & np.isfinite(g2)
+    if not read.any():
+        return []
+    n_words = int(words.max()) + 1
+    s = np.bincount(words, weights=np.where(read, g, 0.0), minlength=n_words)
+    f = np.bincount(words, weights=np.where(read, g - g2, 0.0), minlength=n_words)
+    has = np.bincount(words, weights=read.astype(np.float64), minlength=n_words) > 0
+    ok = has & (s >= min_word_nll)
+    first = np.searchsorted(words, np.arange(n_words), side="left")
+    last = np.searchsorted(words, np.arange(n_words), side="right")
+    fall = np.where(read, g - g2, -np.inf)
+    out, k = [], 0
+    while k < n_words:
+        if not ok[k]:
+            k += 1
+            continue
+        e = k
+        while e + 1 < n_words and ok[e + 1]:
+            e += 1
+        a, b = int(first[k]), int(last[e])
+        gain, total = float(f[k:e + 1].sum()), float(s[k:e + 1].sum())
+        out.append(Entity(a, b, a + int(np.argmax(fall[a:b])), gain,
+                          gain / total if total > 0 else 0.0))
+        k = e + 1
+    return out
+
+
+def _nan_none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+@dataclass
+class DecideInputs:
+    """What ``decide`` reads besides the verification scores.
+
+    ``candidates``: retrieval_candidates columns doc_id, position, chunk_id, chunk_doc_id,
+    rank. ``doc_tokens``/``chunk_tokens``: token ids. ``texts`` and ``offsets`` (doc_id ->
+    (char_start, char_end)): the documents' words and the sample table. ``chunk_texts``:
+    the sample table. ``recurring``: doc_id -> per-token recurring mask (or empty).
+    """
+
+    candidates: Mapping[str, Sequence]
+    doc_tokens: Mapping[str, np.ndarray]
+    chunk_tokens: Mapping[str, np.ndarray]
+    texts: Mapping[str, str]
+    offsets: Mapping[str, tuple[np.ndarray, np.ndarray]]
+    chunk_texts: Mapping[str, str]
+    recurring: Mapping[str, np.ndarray]
+
+
+def _classify(inp: DecideInputs, doc: str, t: int, chunk: str, k: int) -> tuple[str, str]:
+    why = []
+    if context_copied(inp.doc_tokens[doc], t, inp.chunk_tokens[chunk], k):
+        why.append("context")
+    mask = inp.recurring.get(doc)
+    if mask is not None and t < len(mask) and mask[t]:
+        why.append("recurring")
+    return (COPY, "+".join(why)) if why else (INFORMATIVE, "")
+
+
+def decide(inp: DecideInputs, rows: Mapping[str, np.ndarray], passes: Sequence[PassLike],
+           settings: DecisionSettings = DEFAULT_DECISION,
+           truth: Sequence[Mapping] | None = None) -> tuple[pa.Table, dict]:
+    """The decision stage: the verified_dependencies table and its statistics.
+
+    ``rows``/``passes``: models.verification.Verification.rows/.passes for the candidates
+    (empty with ``mode: off``). Every candidate row is kept in the table with its scores,
+    class and decision; with the span rule, an entity the chunk explains that no anchor of
+    the pair lies in adds a row at its head token (``origin: span``). ``truth``: planted
+    ground truth rows, for planted quality and the sample table's `true source` column.
+    """
+    cand = inp.candidates
+    docs = [str(d) for d in cand["doc_id"]]
+    positions = [int(p) for p in cand["position"]]
+    chunk_ids = [str(c) for c in cand["chunk_id"]]
+    chunk_docs = [str(c) for c in cand["chunk_doc_id"]]
+    ranks = [int(r) for r in cand["rank"]]
+    n = len(docs)
+    on = settings.mode == "on"
+    if on and settings.rule == "span" and passes and any(
+            len(p.positions) and p.positions[-1] - p.positions[0] + 1 != len(p.positions)
+            for p in passes):
+        raise ValueError("the span rule needs H' at every position: verify with "
+                         "positions: all")
+    nan = np.full(n, np.nan, np.float32)
+    h = np.asarray(rows.get("h", nan), np.float32)
+    h2 = np.asarray(rows.get("h_prime", nan), np.float32)
+    g = np.asarray(rows.get("nll", nan), np.float32)
+    g2 = np.asarray(rows.get("nll_prime", nan), np.float32)
+    status = list(rows.get("status", ["ok"] * n)) if on else ["unverified"] * n
+    ctx_start = np.asarray(rows.get("context_start", np.zeros(n, np.int64)), np.int64)
+    di = relative_gain(h, h2)
+    with np.errstate(invalid="ignore"):
+        tok_gain = (g - g2).astype(np.float64)
+        tok_rel = np.where(g > 0, tok_gain / np.where(g > 0, g, 1), np.nan)
+    span = np.stack([np.asarray(positions, np.int64), np.asarray(positions, np.int64) + 1],
+                    1) if n else np.zeros((0, 2), np.int64)
+    gain, rel = tok_gain.copy(), tok_rel.copy()
+    classes, reasons = [], []
+    for d, t, c in zip(docs, positions, chunk_ids, strict=True):
+        cl, why = _classify(inp, d, t, c, settings.copy_context)
+        classes.append(cl)
+        reasons.append(why)
+    if not on:
+        passed = np.array([r <= settings.off_keep_top for r in ranks], bool)
+    elif settings.rule == "delta_i":
+        passed = verified(di, settings.epsilon, g, g2, settings.correctness_aware)
+    else:
+        passed = np.zeros(n, bool)
+    extra: list[dict] = []
+    accepted_pairs = 0
+    if on and settings.rule == "span":
+        by_pair: dict[tuple[str, str], list[int]] = {}
+        for i, (d, c) in enumerate(zip(docs, chunk_ids, strict=True)):
+            by_pair.setdefault((d, c), []).append(i)
+        words_of: dict[str, np.ndarray] = {}
+        for p in passes:
+            d, c = p.doc_id, p.chunk_id
+            if d not in words_of:
+                words_of[d] = word_ids(inp.texts[d], *inp.offsets[d])
+            m = len(words_of[d])
+            full = {k: np.full(m, np.nan, np.float64) for k in ("g", "g2", "h", "h2")}
+            full["cs"] = np.zeros(m, np.int64)
+            for key, arr in (("g", p.nll), ("g2", p.nll_prime), ("h", p.h),
+                             ("h2", p.h_prime), ("cs", p.context_start)):
+                full[key][p.positions] = arr
+            ents = entities(full["g"], full["g2"], words_of[d], settings.min_word_nll)
+            good = [e for e in ents if e.gain >= settings.min_gain
+                    and e.relative >= settings.min_relative_gain]
+            accepted_pairs += bool(good)
+            idx = by_pair.get((d, c), [])
+            covered = set()
+            for e in ents:
+                inside = [i for i in idx if e.start <= positions[i] < e.end]
+                for i in inside:
+                    span[i] = (e.start, e.end)
+                    gain[i], rel[i] = e.gain, e.relative
+                    passed[i] = e in good
+                if inside and e in good:
+                    covered.add(e)
+            first = idx[0] if idx else None
+            for e in good:
+                if e in covered or first is None:
+                    continue
+                t = e.head
+                cl, why = _classify(inp, d, t, c, settings.copy_context)
+                extra.append({
+                    "doc_id": d, "position": t, "chunk_id": c,
+                    "chunk_doc_id": chunk_docs[first],
+                    "rank": min(ranks[i] for i in idx), "h": full["h"][t],
+                    "h_prime": full["h2"][t], "nll": full["g"][t], "nll_prime": full["g2"][t],
+                    "status": "ok", "context_start": int(full["cs"][t]), "origin": "span",
+                    "span": (e.start, e.end), "gain": e.gain, "relative": e.relative,
+                    "class": cl, "reason": why})
+    table_rows = []
+    for i in range(n):
+        table_rows.append({
+            "doc_id": docs[i], "position": positions[i], "chunk_id": chunk_ids[i],
+            "chunk_doc_id": chunk_docs[i], "rank": ranks[i], "h": float(h[i]),
+            "h_prime": float(h2[i]), "nll": float(g[i]), "nll_prime": float(g2[i]),
+            "status": status[i], "context_start": int(ctx_start[i]), "origin": "anchor",
+            "span": (int(span[i][0]), int(span[i][1])), "gain": float(gain[i]),
+            "relative": float(rel[i]), "class": classes[i], "reason": reasons[i],
+            "passed": bool(passed[i])})
+    for e in extra:
+        e["passed"] = True
+        table_rows.append(e)
+    out, kept_flags = [], []
+    for r in table_rows:
+        keep = r["passed"] and (r["class"] == INFORMATIVE or settings.copies == "keep")
+        di_r = relative_gain(np.array([r["h"]]), np.array([r["h_prime"]]))[0]
+        out.append({
+            "doc_id": r["doc_id"], "position": r["position"], "chunk_id": r["chunk_id"],
+            "chunk_doc_id": r["chunk_doc_id"], "rank": r["rank"],
+            "h": _nan_none(r["h"]), "h_prime": _nan_none(r["h_prime"]),
+            "delta_i": _nan_none(di_r), "nll": _nan_none(r["nll"]),
+            "nll_prime": _nan_none(r["nll_prime"]), "verified": bool(keep),
+            "epsilon": settings.epsilon, "mode": settings.mode, "status": r["status"],
+            "rule": settings.rule if on else "off", "origin": r["origin"],
+            "dependency_class": r["class"], "copy_reason": r["reason"],
+            "passed": bool(r["passed"]), "gain": _nan_none(r["gain"]),
+            "relative_gain": _nan_none(r["relative"]), "span_start": r["span"][0],
+            "span_end": r["span"][1], "context_start": r["context_start"]})
+        kept_flags.append(keep)
+    table = tables.from_rows(out, tables.VERIFIED_DEPENDENCIES)
+    stats = dependency_stats(out)
+    stats["pairs"] = len({(r["doc_id"], r["chunk_id"]) for r in out})
+    stats["pairs_accepted"] = accepted_pairs
+    if truth:
+        from lakehouse.planted_eval import kept_row_targets, planted_quality
+
+        stats.update(planted_quality(truth, inp.offsets, out, settings.off_keep_top))
+        stats.update(kept_row_targets(truth, out))
+    stats["sample_markdown"] = sample_markdown(out, inp, truth, settings.samples)
+    return table, stats
+
+
+def dependency_stats(rows: Sequence[Mapping]) -> dict:
+    """Counts and means of a verified_dependencies table (NaN and null rows ignored)."""
+    di = np.array([r["delta_i"] if r["delta_i"] is not None else np.nan for r in rows],
+                  np.float64)
+    kept = np.array([r["verified"] for r in rows], bool)
+    passed = np.array([r.get("passed", r["verified"]) for r in rows], bool)
+    copy = np.array([r["dependency_class"] == COPY for r in rows], bool)
+
+    def mean(x: np.ndarray) -> float:
+        x = x[np.isfinite(x)]
+        return float(x.mean()) if x.size else float("nan")
+
+    return {"rows": len(rows), "verified": int(kept.sum()),
+            "passed": int(passed.sum()), "copies_passed": int((passed & copy).sum()),
+            "copies_kept": int((kept & copy).sum()),
+            "copy_rows": int(copy.sum()),
+            "span_rows": int(sum(r["origin"] == "span" for r in rows)),
+            "too_long": int(sum(r["status"] == "too_long" for r in rows)),
+            "mean_delta_i": mean(di), "mean_delta_i_verified": mean(di[kept])}
+
+
+def _mark(text: str, starts: np.ndarray, ends: np.ndarray, a: int, b: int,
+          width: int = 60) -> str:
+    lo, hi = int(starts[a]), int(ends[b - 1])
+    while lo < hi and text[lo].isspace():
+        lo += 1
+    left = text[max(0, lo - width):lo]
+    right = text[hi:hi + width]
+    s = f"…{left}**{text[lo:hi]}**{right}…"
+    return s.replace("\n", " ").replace("|", "\\|")
+
+
+def sample_markdown(rows: Sequence[Mapping], inp: DecideInputs,
+                    truth: Sequence[Mapping] | None, limit: int) -> str:
+    """A Markdown table of up to ``limit`` kept rows: the root around the anchor (entity in
+    bold), the start of the chunk, H -> H', dI, nats gained, class; for planted corpora
+    whether the chunk is the root's true source. Rows of distinct documents first."""
+    kept = [r for r in rows if r["verified"]]
+    kept.sort(key=lambda r: (-(r["gain"] or 0.0), r["doc_id"], r["position"]))
+    seen: set[str] = set()
+    first = [r for r in kept if not (r["doc_id"] in seen or seen.add(r["doc_id"]))]
+    pick = (first + [r for r in kept if r not in first])[:limit]
+    sources = {}
+    for t in truth or ():
+        sources.setdefault(t["root_doc_id"], set()).add(t["source_doc_id"])
+    head = "| root around the anchor | chunk starts | H -> H' | dI | gain (nats) | class |"
+    sep = "|---|---|---|---|---|---|"
+    if truth:
+        head += " true source |"
+        sep += "---|"
+    lines = [head, sep]
+    for r in pick:
+        starts, ends = inp.offsets[r["doc_id"]]
+        ctx = _mark(inp.texts[r["doc_id"]], starts, ends, r["span_start"], r["span_end"])
+        chunk = inp.chunk_texts.get(r["chunk_id"], "")[:80].replace("\n", " ")
+        chunk = chunk.replace("|", "\\|")
+
+        def f(x: float | None) -> str:
+            return "nan" if x is None else f"{x:.2f}"
+
+        line = (f"| {ctx} | {chunk}… | {f(r['h'])} -> {f(r['h_prime'])} | {f(r['delta_i'])} "
+                f"| {f(r['gain'])} | {r['dependency_class']} |")
+        if truth:
+            if r["doc_id"] not in sources:
+                line += " n/a |"
+            else:
+                line += " yes |" if r["chunk_doc_id"] in sources[r["doc_id"]] else " no |"
+        lines.append(line)
+    return "\n".join(lines)

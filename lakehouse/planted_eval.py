@@ -7,7 +7,7 @@ does retrieval return a chunk of the true source document for anchors inside pla
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,3 +145,55 @@ def span_quality(spans: list[PlantedSpan], kept: Iterable[tuple[str, int, str]])
                     hit += 1
                     found.add((root, s.token_start))
     return Quality(len(spans), n, hit, len(found))
+
+
+def planted_quality(truth: Sequence[Mapping], offsets: Mapping[str, tuple[np.ndarray,
+                                                                           np.ndarray]],
+                    rows: Sequence[Mapping], top: int) -> dict:
+    """Precision/recall of verified_dependencies rows against planted ground truth.
+
+    Two rules side by side (the verified flag, and the paper's ablation: the top ``top``
+    candidates per anchor kept unverified) at two levels (planted spans, and (root, chunk
+    document) pairs), as in the catalog view `planted_dependency_quality`. Only roots among
+    the rows are judged; empty when none of them has ground truth.
+    """
+    roots = {r["doc_id"] for r in rows}
+    truth = [t for t in truth if t["root_doc_id"] in roots]
+    if not truth:
+        return {}
+    spans = planted_token_spans(truth, {d: offsets[d] for d in roots if d in offsets})
+    pairs = {(t["root_doc_id"], t["source_doc_id"]) for t in truth}
+    out: dict = {"planted_spans": len(spans), "planted_roots": len({t["root_doc_id"]
+                                                                      for t in truth})}
+    anchor_rows = [r for r in rows if r.get("origin", "anchor") == "anchor"]
+    for rule, kept in (("verified", [r for r in rows if r["verified"] and r["mode"] == "on"]),
+                       (f"top{top}_unverified", [r for r in anchor_rows if r["rank"] <= top])):
+        sq = span_quality(spans, [(r["doc_id"], r["position"], r["chunk_doc_id"])
+                                  for r in kept])
+        pq = pair_quality(pairs, [(r["doc_id"], r["chunk_doc_id"]) for r in kept])
+        out[f"planted_{rule}_span_precision"] = sq.precision
+        out[f"planted_{rule}_span_recall"] = sq.recall
+        out[f"planted_{rule}_pair_precision"] = pq.precision
+        out[f"planted_{rule}_pair_recall"] = pq.recall
+    return out
+
+
+def kept_row_targets(truth: Sequence[Mapping], rows: Sequence[Mapping]) -> dict:
+    """Where the kept rows of roots with ground truth point: their true source, another
+    root, or any other document (other stories' sources, distractors, look-alikes)."""
+    sources: dict[str, set[str]] = {}
+    for t in truth:
+        sources.setdefault(t["root_doc_id"], set()).add(t["source_doc_id"])
+    counts = {"true_source": 0, "other_root": 0, "other_document": 0}
+    for r in rows:
+        if not r["verified"] or r["doc_id"] not in sources:
+            continue
+        if r["chunk_doc_id"] in sources[r["doc_id"]]:
+            counts["true_source"] += 1
+        elif r["chunk_doc_id"] in sources:
+            counts["other_root"] += 1
+        else:
+            counts["other_document"] += 1
+    out = {f"kept_to_{k}": v for k, v in counts.items()}
+    out["kept_rows_of_planted_roots"] = sum(counts.values())
+    return out

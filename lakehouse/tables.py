@@ -153,10 +153,20 @@ VERIFIED_DEPENDENCIES = pa.schema([
     ("delta_i", pa.float32()),  # (h - h_prime) / h
     ("nll", pa.float32()),
     ("nll_prime", pa.float32()),
-    ("verified", pa.bool_()),
+    ("verified", pa.bool_()),  # kept: passed the rule and not a dropped copy
     ("epsilon", pa.float32()),
     ("mode", pa.string()),  # on | off
     ("status", pa.string()),  # ok | too_long | unverified (mode off)
+    ("rule", pa.string()),  # span | delta_i | off (lakehouse.dependencies)
+    ("origin", pa.string()),  # anchor: a retrieval candidate row; span: an explained entity
+    ("dependency_class", pa.string()),  # informative | copy (lakehouse.copies)
+    ("copy_reason", pa.string()),  # context | recurring | context+recurring | ""
+    ("passed", pa.bool_()),  # passed the rule, before copies are dropped
+    ("gain", pa.float32()),  # nats of NLL the chunk removes (over the entity, span rule)
+    ("relative_gain", pa.float32()),  # gain / NLL alone over the same tokens
+    ("span_start", pa.int64()),  # the judged token span [span_start, span_end)
+    ("span_end", pa.int64()),
+    ("context_start", pa.int64()),  # first document token of the context (long documents)
 ])
 
 PACKED_SEQUENCES = pa.schema([

@@ -1,0 +1,176 @@
+"""The decision stage on hand-made scores: entities, the span and delta_i rules, copies,
+NaN-safe statistics, planted quality and the sample table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lakehouse.dependencies import (
+    DecideInputs,
+    DecisionSettings,
+    decide,
+    dependency_stats,
+    entities,
+)
+from lakehouse.tables import VERIFIED_DEPENDENCIES
+from models.verification import PassScores
+
+NAN = float("nan")
+PIECES = ["We", " met", " Marta", " Quor", "vath", " at", " the", " bridge", ".", " Home",
+          " >", " News", "."]
+TEXT = "".join(PIECES)
+IDS = np.arange(10, 10 + len(PIECES), dtype=np.int32)
+NLL = np.array([NAN, 2, 9, 10, 8, 1, 1, 3, 1, 2, 1, 1, 1], np.float64)
+WORDS = np.array([0, 1, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+
+
+def _offsets():
+    starts, ends, pos = [], [], 0
+    for p in PIECES:
+        starts.append(pos)
+        pos += len(p)
+        ends.append(pos)
+    return np.array(starts), np.array(ends)
+
+
+def _after(changes: dict[int, float]) -> np.ndarray:
+    g2 = NLL.copy()
+    for t, v in changes.items():
+        g2[t] = v
+    return g2
+
+
+def test_entities_are_runs_of_surprising_words_judged_by_what_the_chunk_removes():
+    src = entities(NLL, _after({2: 0.5, 3: 0.5, 4: 0.5}), WORDS, 8.0)
+    assert [(e.start, e.end, e.head) for e in src] == [(2, 5, 3)]  # "Marta Quorvath"
+    assert src[0].gain == pytest.approx(25.5) and src[0].relative == pytest.approx(25.5 / 27)
+    look = entities(NLL, _after({2: 1.0}), WORDS, 8.0)  # a look-alike with the first name
+    assert look[0].gain == pytest.approx(8.0) and look[0].relative == pytest.approx(8 / 27)
+    assert entities(NLL, NLL, WORDS, 30.0) == []
+
+
+def _inputs(candidates):
+    chunk_tokens = {
+        "src": np.array([99, 12, 13, 14, 98], np.int32),  # names the entity, own words
+        "look": np.array([97, 12, 96], np.int32),
+        "copy": np.concatenate([[95], IDS]).astype(np.int32),  # the document verbatim
+    }
+    recurring = np.zeros(len(PIECES), bool)
+    recurring[9:] = True  # "Home > News." recurs across documents
+    return DecideInputs(candidates=candidates, doc_tokens={"d": IDS},
+                        chunk_tokens=chunk_tokens, texts={"d": TEXT},
+                        offsets={"d": _offsets()},
+                        chunk_texts={"src": "Marta Quorvath founded it.", "look": "Marta X",
+                                     "copy": TEXT[2:]},
+                        recurring={"d": recurring})
+
+
+def _pass(chunk: str, g2: np.ndarray, h2: np.ndarray | None = None) -> PassScores:
+    pos = np.arange(1, len(PIECES))
+    h = np.full(len(PIECES), 3.0)
+    h2 = h * 0.9 if h2 is None else h2
+    return PassScores("d", chunk, pos, h[pos], NLL[pos], h2[pos], g2[pos],
+                      np.zeros(len(pos), np.int64))
+
+
+CANDS = {"doc_id": ["d", "d", "d"], "position": [7, 3, 7],
+         "chunk_id": ["src", "look", "copy"], "chunk_doc_id": ["S", "L", "C"],
+         "rank": [1, 2, 3]}
+
+
+def _rows_and_passes():
+    passes = [_pass("src", _after({2: 0.5, 3: 0.5, 4: 0.5})),
+              _pass("look", _after({2: 1.0})),
+              _pass("copy", _after({t: 0.1 for t in range(2, 13)}),
+                    h2=np.full(len(PIECES), 0.1))]
+    by = {p.chunk_id: p for p in passes}
+    rows = {k: np.array([getattr(by[c], k)[t - 1] for t, c in
+                         zip(CANDS["position"], CANDS["chunk_id"], strict=True)])
+            for k in ("h", "nll", "h_prime", "nll_prime")}
+    rows["status"] = np.array(["ok"] * 3, dtype=object)
+    rows["context_start"] = np.zeros(3, np.int64)
+    return rows, passes
+
+
+def test_span_rule_keeps_the_source_entity_rejects_the_look_alike_and_flags_the_copy():
+    rows, passes = _rows_and_passes()
+    truth = [{"root_doc_id": "d", "source_doc_id": "S", "kind": "person",
+              "surface": "Marta Quorvath", "char_start": 6, "char_end": 21}]
+    table, stats = decide(_inputs(CANDS), rows, passes, DecisionSettings(), truth=truth)
+    assert table.schema == VERIFIED_DEPENDENCIES
+    out = table.to_pylist()
+    assert len(out) == 5  # three candidate rows, and the entity in two passes (span rule)
+    by = {(r["chunk_id"], r["origin"]): r for r in out}
+    span = by[("src", "span")]
+    assert span["position"] == 3 and (span["span_start"], span["span_end"]) == (2, 5)
+    assert span["verified"] and span["dependency_class"] == "informative"
+    assert span["gain"] == pytest.approx(25.5)
+    assert not by[("src", "anchor")]["verified"]  # "bridge" is not what the source explains
+    assert not by[("look", "anchor")]["verified"]  # 8 of 27 nats: a shared first name
+    copy = by[("copy", "anchor")]
+    assert copy["dependency_class"] == "copy" and copy["copy_reason"] == "context"
+    # the copy explains the entity too (it repeats the sentence): passed, but dropped
+    copied = by[("copy", "span")]
+    assert copied["passed"] and not copied["verified"] and copied["copy_reason"] == "context"
+    assert stats["verified"] == 1 and stats["span_rows"] == 2 and stats["pairs_accepted"] == 2
+    assert stats["copies_passed"] == 1 and stats["copies_kept"] == 0
+    # planted quality: the one span, found, by its source
+    assert stats["planted_verified_span_recall"] == 1.0
+    assert stats["planted_verified_span_precision"] == 1.0
+    assert stats["planted_verified_pair_precision"] == 1.0
+    assert stats["kept_to_true_source"] == 1 and stats["kept_rows_of_planted_roots"] == 1
+    md = stats["sample_markdown"]
+    assert "**Marta Quorvath**" in md and md.splitlines()[2].endswith("| yes |")
+
+
+def test_delta_i_rule_and_copies_drop_or_keep():
+    rows, passes = _rows_and_passes()
+    drop, s1 = decide(_inputs(CANDS), rows, passes, DecisionSettings(rule="delta_i"))
+    keep, s2 = decide(_inputs(CANDS), rows, passes,
+                      DecisionSettings(rule="delta_i", copies="keep"))
+    # dI = 0.1 for src and look (H 3 -> 2.7), 0.97 for the copy
+    assert [r["passed"] for r in drop.to_pylist()] == [False, False, True]
+    assert [r["verified"] for r in drop.to_pylist()] == [False, False, False]
+    assert [r["verified"] for r in keep.to_pylist()] == [False, False, True]
+    assert s1["copies_passed"] == 1 and s1["copies_kept"] == 0 and s2["copies_kept"] == 1
+    # the copy's anchor at "bridge": the chunk holds the 8 tokens before it and the token
+    assert drop.to_pylist()[2]["copy_reason"] == "context"
+
+
+def test_an_anchor_in_recurring_text_is_a_copy_whatever_the_chunk():
+    cands = {**CANDS, "position": [7, 3, 11]}
+    rows, passes = _rows_and_passes()
+    table, _ = decide(_inputs(cands), rows, passes, DecisionSettings(rule="delta_i"))
+    assert table.to_pylist()[2]["copy_reason"] == "context+recurring"
+
+
+def test_statistics_are_nan_safe_when_a_row_is_too_long():
+    rows, passes = _rows_and_passes()
+    rows["h_prime"][1] = np.nan
+    rows["status"][1] = "too_long"
+    table, stats = decide(_inputs(CANDS), rows, passes, DecisionSettings(rule="delta_i"))
+    out = table.to_pylist()
+    assert out[1]["delta_i"] is None  # null, which SQL averages skip
+    assert np.isfinite(stats["mean_delta_i"]) and stats["too_long"] == 1
+    assert dependency_stats([])["mean_delta_i"] != dependency_stats([])["mean_delta_i"]
+    import duckdb
+
+    con = duckdb.connect()
+    con.register("v", table)
+    assert np.isfinite(con.execute("SELECT avg(delta_i) FROM v").fetchone()[0])
+
+
+def test_mode_off_keeps_the_top_ranked_candidates_unverified():
+    table, stats = decide(_inputs(CANDS), {}, [], DecisionSettings(mode="off"))
+    assert [r["verified"] for r in table.to_pylist()] == [True, False, False]
+    assert {r["status"] for r in table.to_pylist()} == {"unverified"}
+    assert stats["verified"] == 1
+
+
+def test_the_span_rule_refuses_anchor_only_scores():
+    rows, passes = _rows_and_passes()
+    sparse = PassScores("d", "src", np.array([3, 7]), *(np.ones(2) for _ in range(4)),
+                        np.zeros(2, np.int64))
+    with pytest.raises(ValueError, match="positions: all"):
+        decide(_inputs(CANDS), rows, [sparse], DecisionSettings())
