@@ -9,6 +9,8 @@ from typing import Literal
 
 import fsspec
 
+from lakehouse.storage import filesystem
+
 Format = Literal["parquet", "jsonl"]
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -91,7 +93,8 @@ def discover_shards(spec: CorpusSpec) -> list[ShardRef]:
     Two files that would share a partition key (``a.jsonl`` beside ``a.jsonl.gz``) are an
     error naming both, not a silent pick of one.
     """
-    fs, root = fsspec.core.url_to_fs(spec.uri)
+    fs, root = filesystem(spec.uri)
+    fs.invalidate_cache()  # a listing cached by this process would hide new shards
     if not fs.exists(root):
         return []
     root = root.rstrip("/")
