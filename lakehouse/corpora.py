@@ -87,28 +87,107 @@ def shard_name(relative_path: str) -> str:
     return _SAFE.sub("_", stem) or _SAFE.sub("_", relative_path.replace("/", "__"))
 
 
+def _listing(spec: CorpusSpec) -> list[tuple[ShardRef, dict]]:
+    """The corpus's shard files with the metadata the listing returned (one LIST request per
+    1,000 objects on S3; nothing is opened)."""
+    fs, root = filesystem(spec.uri)
+    fs.invalidate_cache()  # a listing cached by this process would hide new shards
+    if not fs.exists(root):
+        return []
+    root = root.rstrip("/")
+    found: dict[str, dict] = {}
+    for pattern in spec.patterns:
+        found.update(fs.glob(f"{root}/{pattern}", detail=True))
+    refs: dict[str, tuple[ShardRef, dict]] = {}
+    protocol = spec.uri.split("://", 1)[0] + "://" if "://" in spec.uri else ""
+    for path in sorted(found):
+        if found[path].get("type") == "directory":
+            continue
+        rel = path[len(root) + 1:]
+        ref = ShardRef(spec.name, shard_name(rel), f"{protocol}{path}")
+        if ref.key in refs:
+            raise ValueError(f"corpus {spec.name}: {refs[ref.key][0].uri} and {ref.uri} both "
+                             f"map to partition {ref.key}; keep one of them")
+        refs[ref.key] = (ref, found[path])
+    return sorted(refs.values(), key=lambda item: item[0].uri)
+
+
 def discover_shards(spec: CorpusSpec) -> list[ShardRef]:
     """List the shard files of a corpus, sorted, as partition references.
 
     Two files that would share a partition key (``a.jsonl`` beside ``a.jsonl.gz``) are an
     error naming both, not a silent pick of one.
     """
-    fs, root = filesystem(spec.uri)
-    fs.invalidate_cache()  # a listing cached by this process would hide new shards
-    if not fs.exists(root):
-        return []
-    root = root.rstrip("/")
-    matches = sorted({path for pattern in spec.patterns for path in fs.glob(f"{root}/{pattern}")})
-    refs: dict[str, ShardRef] = {}
-    protocol = spec.uri.split("://", 1)[0] + "://" if "://" in spec.uri else ""
-    for path in matches:
-        rel = path[len(root) + 1:]
-        ref = ShardRef(spec.name, shard_name(rel), f"{protocol}{path}")
-        if ref.key in refs:
-            raise ValueError(f"corpus {spec.name}: {refs[ref.key].uri} and {ref.uri} both map "
-                             f"to partition {ref.key}; keep one of them")
-        refs[ref.key] = ref
-    return sorted(refs.values(), key=lambda r: r.uri)
+    return [ref for ref, _ in _listing(spec)]
+
+
+# --- change detection from object metadata -------------------------------------------------
+
+# Fields of a listing that identify an object's content without reading it: S3's ETag
+# (the MD5 of the bytes for a single-part upload), GCS's md5Hash, the Hub's blob id.
+_CONTENT_TAGS = ("ETag", "etag", "md5Hash", "blob_id")
+
+
+def _fingerprint(info: dict) -> dict:
+    """Size, modification time and content tag of one listed file (JSON-able)."""
+    tag = next((str(info[name]).strip('"') for name in _CONTENT_TAGS if info.get(name)), None)
+    if tag is None and isinstance(info.get("lfs"), dict) and info["lfs"].get("sha256"):
+        tag = str(info["lfs"]["sha256"])
+    mtime = next((info[name] for name in ("mtime", "LastModified", "updated", "last_modified")
+                  if info.get(name) is not None), None)
+    if hasattr(mtime, "isoformat"):
+        mtime = mtime.isoformat()
+    return {"size": int(info.get("size") or 0), "mtime": None if mtime is None else str(mtime),
+            "etag": tag}
+
+
+def shard_fingerprint(uri: str) -> dict:
+    """Fingerprint of one shard file from its metadata (one HEAD/stat, never a read):
+    ``{"size", "mtime", "etag"}``; ``etag`` is None on a local disk. Raises
+    FileNotFoundError when the file is gone."""
+    fs, path = filesystem(uri)
+    fs.invalidate_cache(path)
+    return _fingerprint(fs.info(path))
+
+
+def corpus_fingerprints(spec: CorpusSpec) -> dict[str, tuple[ShardRef, dict]]:
+    """Partition key -> (shard, fingerprint) for every shard of a corpus, from one listing."""
+    return {ref.key: (ref, _fingerprint(info)) for ref, info in _listing(spec)}
+
+
+def fingerprint_changed(old: dict, new: dict) -> bool:
+    """Whether a shard's content may have changed between two fingerprints.
+
+    With a content tag on both sides (object stores) the tag and size decide: the same bytes
+    uploaded again (a newer modification time, the same single-part ETag) are unchanged; other
+    bytes of the same size are changed. A multipart ETag depends on the part size too, so the
+    same bytes re-uploaded in other parts count as changed (a needless re-run, never a missed
+    change). Without a tag (a local disk) any change of size or modification time counts.
+    """
+    if old.get("size") != new.get("size"):
+        return True
+    if old.get("etag") and new.get("etag"):
+        return old["etag"] != new["etag"]
+    return old.get("mtime") != new.get("mtime")
+
+
+@dataclass(frozen=True)
+class FingerprintDiff:
+    """Shards new since, changed since, unchanged since, and gone since the last look."""
+
+    new: list[str]
+    changed: list[str]
+    unchanged: list[str]
+    removed: list[str]
+
+
+def diff_fingerprints(seen: dict[str, dict], now: dict[str, dict]) -> FingerprintDiff:
+    """Compare fingerprints by partition key (``seen``: the last cursor; ``now``: a listing)."""
+    new = sorted(k for k in now if k not in seen)
+    common = sorted(k for k in now if k in seen)
+    changed = [k for k in common if fingerprint_changed(seen[k], now[k])]
+    unchanged = sorted(set(common) - set(changed))
+    return FingerprintDiff(new, changed, unchanged, sorted(k for k in seen if k not in now))
 
 
 def split_key(key: str) -> tuple[str, str]:
