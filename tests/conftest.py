@@ -39,7 +39,8 @@ def materialize(config_path: Path, selection: list[str], partition_key: str | No
     from orchestration.definitions import build_definitions
 
     defs = build_definitions(str(config_path))
-    return dg.materialize(list(defs.assets), selection=selection, partition_key=partition_key,
+    chosen = dg.AssetSelection.assets(*selection).required_multi_asset_neighbors()
+    return dg.materialize(list(defs.assets), selection=chosen, partition_key=partition_key,
                           instance=instance, resources=defs.resources, **kwargs)
 
 
