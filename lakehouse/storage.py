@@ -20,7 +20,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
@@ -151,11 +151,15 @@ def _s3_writer(fs: fsspec.AbstractFileSystem, path: str, part_bytes: int) -> Ite
     fh = fs.open(path, "wb", block_size=part_bytes)
     try:
         yield fh
+        fh.close()  # completes the upload (or one PUT): the object appears whole
     except BaseException:
-        fh.discard()  # aborts the multipart upload: nothing appears under the name
-        fh.closed = True  # never committed, not even when garbage-collected
+        if not fh.closed:
+            fh.discard()  # aborts the multipart upload: nothing appears under the name
+            fh.closed = True  # never committed, not even when garbage-collected
+        elif getattr(fh, "mpu", None):  # completing failed: abort what was uploaded
+            with suppress(Exception):  # else the next writer of this key aborts it
+                fs.abort_mpu(*fs.split_path(path)[:2], fh.mpu["UploadId"])
         raise
-    fh.close()  # completes the upload (or one PUT): the object appears whole
 
 
 @contextmanager
