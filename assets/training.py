@@ -36,11 +36,13 @@ def _run(ctx: StageContext):
     raise KeyError(f"training run {name!r} is not in the configuration")
 
 
-def _train_settings(settings, run) -> TrainSettings:
+def _train_settings(settings, run, window: int) -> TrainSettings:
+    """The run's trainer settings; ``token_weighting.n: 0`` means the model's own context
+    (``window``), as it does for the frozen scorer in token_weights."""
     t = settings.training
     tw = settings.token_weighting
     return TrainSettings(mode=run.mode, frozen=run.frozen, variant=tw.variant,
-                         shift_k=tw.shift_k, lam=tw.lam, kappa=tw.kappa, n=tw.n or 8192,
+                         shift_k=tw.shift_k, lam=tw.lam, kappa=tw.kappa, n=tw.n or window,
                          overlap=tw.overlap, steps=t.steps, micro_batch=t.micro_batch,
                          grad_accum=t.grad_accum, lr=t.lr, warmup_steps=t.warmup_steps,
                          zero_stage=t.zero_stage, rope_theta=t.rope_theta,
@@ -96,7 +98,6 @@ def _save_hf(engine, tokenizer, target: Path, zero_stage: int) -> None:
 def trained_model(ctx: StageContext):
     settings = ctx.settings
     run = _run(ctx)
-    ts = _train_settings(settings, run)
     data = _packed(ctx, run.dataset, run.mode != "uniform" and run.frozen)
     train_data, heldout = data.split(settings.training.heldout_sequences)
     if not len(train_data):
@@ -105,7 +106,8 @@ def trained_model(ctx: StageContext):
     ckpt = out / "deepspeed"
     metrics_path = out / "metrics.parquet"
     model, tokenizer = load_training_model(settings.training.model or settings.models.scorer,
-                                           settings.models.scorer, seed=ts.seed)
+                                           settings.models.scorer, seed=settings.training.seed)
+    ts = _train_settings(settings, run, int(model.config.max_position_embeddings))
     engine = build_engine(model, ts)
     start = resume(engine, str(ckpt)) if ckpt.exists() else 0
     earlier = [r for r in read_parquet(metrics_path).to_pylist() if r["step"] < start] \

@@ -27,36 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.settings import TrainSettings
 from models.short_context import short_context_logprobs
 from models.token_weights import ignore_mask, scores, token_weights
 from models.weighted_loss import BlockwiseLMHead, token_nll
 
 POSITION_BUCKETS = (0, 512, 2048, 8192, 32768, 131072)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    mode: str = "uniform"  # uniform | dense | sparse
-    frozen: bool = True  # short-context scores precomputed (False: the model scores itself)
-    variant: str = "abs"
-    shift_k: float = 2.0
-    lam: float = 0.75
-    kappa: float = 0.4
-    n: int = 8192  # short context (unfrozen scoring); frozen scores carry their own n
-    overlap: int | None = None  # None: n / 4
-    steps: int = 10
-    micro_batch: int = 1
-    grad_accum: int = 1
-    lr: float = 2e-5
-    warmup_steps: int = 2
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    zero_stage: int = 0
-    rope_theta: float | None = None  # context extension: the new RoPE base
-    block_size: int = 1024  # LM-head rows per block
-    seed: int = 0
-    checkpoint_every: int = 0  # 0: only at the end
-    bf16: bool = False  # bf16 weights and activations (GPU); the loss stays fp32
 
 
 @dataclass

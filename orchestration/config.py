@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lakehouse.corpora import CorpusSpec
 from lakehouse.storage import Lake, is_url
+from models.settings import TrainSettings
+
+_TR = TrainSettings()  # the trainer's defaults are the config's: one definition per setting
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = PROJECT_ROOT / "pipeline.yaml"
@@ -114,12 +117,13 @@ class TokenWeightingSettings(_Strict):
     which loss (uniform / dense / sparse, frozen / unfrozen) is each run's own setting."""
 
     scorer: str | None = None  # frozen short-context model; None: models.scorer
-    n: int = Field(0, ge=0)  # short context; 0: the scorer's native context
-    overlap: int | None = None  # context of tokens in later windows; None: n / 4
-    variant: Literal["abs", "ppmi", "npmi", "sppmi", "snpmi"] = "abs"
-    shift_k: float = Field(2.0, ge=2.0)  # the k of the shifted variants (minus ln k)
-    lam: float = Field(0.75, ge=0, le=1)  # dense: w = lam + (1 - lam) * norm(|s|)
-    kappa: float = Field(0.4, gt=0, le=1)  # sparse: kept fraction (paper: 0.4 frozen)
+    n: int = Field(0, ge=0)  # short context; 0: the model's own context (the frozen scorer's
+    # for token_weights, the trained model's for unfrozen scoring)
+    overlap: int | None = _TR.overlap  # context of tokens in later windows; None: n / 4
+    variant: Literal["abs", "ppmi", "npmi", "sppmi", "snpmi"] = _TR.variant
+    shift_k: float = Field(_TR.shift_k, ge=2.0)  # the k of the shifted variants (minus ln k)
+    lam: float = Field(_TR.lam, ge=0, le=1)  # dense: w = lam + (1 - lam) * norm(|s|)
+    kappa: float = Field(_TR.kappa, gt=0, le=1)  # sparse: kept fraction (paper: 0.4 frozen)
     datasets: list[str] = ["entropylong", "baseline"]  # packed datasets to score
 
 
@@ -148,17 +152,17 @@ class TrainingSettings(_Strict):
     runs: list[TrainingRun] = [TrainingRun(name="entropylong-sparse", mode="sparse"),
                                TrainingRun(name="entropylong-uniform"),
                                TrainingRun(name="baseline-uniform", dataset="baseline")]
-    steps: int = Field(240, gt=0)
-    micro_batch: int = Field(1, gt=0)
-    grad_accum: int = Field(1, gt=0)
-    lr: float = Field(2e-5, gt=0)
-    warmup_steps: int = Field(20, ge=0)
-    zero_stage: int = Field(3, ge=0, le=3)
-    rope_theta: float | None = None  # e.g. 15.3e6 for Llama-3 8K -> 32K
-    bf16: bool = False
-    block_size: int = Field(1024, gt=0)
-    seed: int = 0
-    checkpoint_every: int = Field(50, ge=0)
+    steps: int = Field(_TR.steps, gt=0)
+    micro_batch: int = Field(_TR.micro_batch, gt=0)
+    grad_accum: int = Field(_TR.grad_accum, gt=0)
+    lr: float = Field(_TR.lr, gt=0)
+    warmup_steps: int = Field(_TR.warmup_steps, ge=0)
+    zero_stage: int = Field(_TR.zero_stage, ge=0, le=3)
+    rope_theta: float | None = _TR.rope_theta  # e.g. 15.3e6 for Llama-3 8K -> 32K
+    bf16: bool = _TR.bf16
+    block_size: int = Field(_TR.block_size, gt=0)
+    seed: int = _TR.seed
+    checkpoint_every: int = Field(_TR.checkpoint_every, ge=0)
     heldout_sequences: int = Field(1, ge=0)  # last packed sequences kept for evaluation
 
     @field_validator("runs")
