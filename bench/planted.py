@@ -1,141 +1,368 @@
-"""Stages 1-2 against the `planted` ground truth, with the real scorer and embedder.
+"""Planted dependencies found end to end, with the pipeline's stage functions and no Dagster.
 
-Runs the asset graph (ingest, tokenize, entropy, anchors, chunks, embeddings, index,
-retrieval) on the planted corpus in a temporary lake, then reports:
-  * anchor enrichment: the anchor rate on planted-span tokens / the rate on other tokens;
-  * recall@K of planted anchors: anchors inside planted spans whose candidates include a
-    chunk of the true source document;
-  * oracle recall@K: the same retrieval run from a query centred on the first token of every
-    planted span, which separates retrieval quality from anchor selection.
+On a planted corpus (``realistic``: one corpus of roots, sources and same-topic distractors
+in free prose with recurring boilerplate, lakehouse.demo.realistic; or ``planted``: the old
+two-corpus demo, log-style roots apart from their pool plus real prose), with SmolLM2 and
+MiniLM, runs ingest -> tokenize -> score -> recurring text -> anchors -> chunks -> embed ->
+exact cosine retrieval (numpy) -> verify -> decide, and reports against the ground truth:
+
+* fact spans holding an anchor, anchors per 1K scored tokens;
+* span precision / recall and pair precision / recall of the kept rows;
+* where the kept rows of the roots point (true sources, other roots, other documents),
+  copies among the rows that passed the rule and among those kept;
+* verification forward tokens per root (pair passes plus, for the new default, the
+  segment baselines).
+
+Two variants: ``before`` (the paper's settings, the defaults before issue 12: entropy
+anchors at alpha 2, anchors-only verification cut at the last anchor, dI > 0.4, no copy or
+recurring handling) and ``after`` (today's defaults: surprise anchors outside recurring
+text, every position read, the span rule, copies dropped). Only the roots with ground truth
+are verified (in the realistic corpus every document is a root; the others' rows would not
+be judged), and forward tokens are counted per verified root.
+
+Cost on 2 CPU cores (SmolLM2 at ~400 tokens/s batched, less on a shared machine): about
+6-12 minutes per (corpus, variant) at 24 realistic roots; the default run is one variant
+(``after``) on the realistic corpus. ``python -m bench.planted --variant both --corpus
+both`` gives the whole before/after table (about 30-40 minutes on 2 cores).
 """
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
+import argparse
+import json
+import time
+from dataclasses import dataclass, field
 
-import dagster as dg
 import numpy as np
-import pyarrow.parquet as pq
+import pyarrow as pa
 
-from bench.common import Record, device_name, report
-from lakehouse.anchors import query_span, span_text
-from lakehouse.demo import GROUND_TRUTH_FILE
-from lakehouse.planted_eval import anchor_enrichment, planted_token_spans, source_recall
-from lakehouse.retrieval import filter_hits
-from orchestration.config import load_config
+from bench.common import RESULTS, Record, device_name, report
+from lakehouse.anchors import AnchorSettings, anchor_table, span_text
+from lakehouse.chunking import chunk_spans, sentence_ends
+from lakehouse.dependencies import DecideInputs, DecisionSettings, decide
+from lakehouse.ids import chunk_id, doc_id
+from lakehouse.normalize import clean_text
+from lakehouse.planted_eval import anchor_enrichment, planted_token_spans
+from lakehouse.recurring import (
+    RecurringSettings,
+    document_frequencies,
+    recurring_masks,
+    recurring_share,
+    recurring_units,
+    term_counts,
+    unit_counts,
+)
 
-POOL = {"name": "pystdlib", "uri": "corpora/pystdlib", "format": "jsonl", "roles": ["pool"],
-        "demo": {"kind": "pystdlib", "n_docs": 20, "max_chars": 3000, "n_shards": 1}}
+CHUNK_SIZE = 256
+K = 8
+NEAR_DUP = 0.95
+SCORING = {"window": 2048, "overlap": 512, "token_budget": 4096, "block_size": 256}
 
 
-def _lake_tables(lake: Path, asset: str) -> list[dict]:
-    rows: list[dict] = []
-    for f in sorted(lake.glob(f"{asset}/planted*/*.parquet")):
-        rows.extend(pq.read_table(f).to_pylist())
-    return rows
+@dataclass
+class Corpus:
+    """Documents after ingest: text by doc id, which are scored roots, which form the pool."""
+
+    name: str
+    texts: dict[str, str]
+    roots: list[str]  # documents scored for anchors and verified (those with ground truth)
+    scored: list[str]  # documents scored for anchors (the anchor rate counts all of them)
+    pool: list[str]  # documents chunked into the retrieval pool
+    truth: list[dict]
 
 
-def measure(config_path: Path) -> dict:
-    """Run the pipeline for ``config_path`` and measure it against the ground truth."""
-    from lakehouse.demo import write_demo_corpus
+def realistic_corpus(seed: int = 0, n_roots: int = 24, n_distractors: int = 24,
+                     **opts) -> Corpus:
+    """One corpus, ``roles: [root, pool]``: every document is scored and in the pool."""
+    from lakehouse.demo import realistic
+
+    docs, truth = realistic.generate(seed=seed, n_roots=n_roots, n_distractors=n_distractors,
+                                     corpus="realistic", **opts)
+    texts = {doc_id("realistic", d.source_id, d.text): clean_text(d.text) for d in docs}
+    roots = sorted({t["root_doc_id"] for t in truth})
+    return Corpus("realistic", texts, roots, sorted(texts), sorted(texts), truth)
+
+
+def planted_corpus(seed: int = 0, n_stories: int = 12, n_distractors: int = 12,
+                   n_stdlib: int = 20) -> Corpus:
+    """The old demo: roots in their own corpus, sources, distractors and real prose pooled."""
+    from lakehouse.demo import planted, pystdlib
+
+    docs, truth = planted.generate(seed=seed, n_stories=n_stories, n_distractors=n_distractors,
+                                   corpus="planted", pool_corpus="planted-pool")
+    texts, roots, pool = {}, [], []
+    for d in docs:
+        corpus = "planted" if d.role == "root" else "planted-pool"
+        i = doc_id(corpus, d.source_id, d.text)
+        texts[i] = clean_text(d.text)
+        (roots if d.role == "root" else pool).append(i)
+    for d in pystdlib.generate(n_docs=n_stdlib, max_chars=3000):
+        i = doc_id("pystdlib", d["id"], d["text"])
+        texts[i] = clean_text(d["text"])
+        pool.append(i)
+    return Corpus("planted", texts, sorted(roots), sorted(roots), sorted(pool), truth)
+
+
+@dataclass
+class Variant:
+    name: str
+    anchors: AnchorSettings
+    positions: str  # what verification reads: all | anchors
+    decision: DecisionSettings
+    recurring: bool  # recurring text found (anchors skip it, chunks of it stay unindexed)
+
+
+VARIANTS = {
+    "before": Variant("before", AnchorSettings(rule="entropy", skip_recurring=False),
+                      "anchors", DecisionSettings(rule="delta_i", copies="keep"), False),
+    "after": Variant("after", AnchorSettings(), "all", DecisionSettings(), True),
+}
+
+
+@dataclass
+class Prepared:
+    corpus: Corpus
+    tokens: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    profiles: pa.Table
+    recurring: dict[str, np.ndarray]
+    recurring_stats: dict
+    doc_frequency: dict[int, int]
+    timings: dict = field(default_factory=dict)
+
+
+def _models():
+    from models.registry import load_embedder, load_scorer
+
+    model, tok = load_scorer("smollm2-135m")
+    return model, tok, load_embedder("minilm-l6-v2")
+
+
+def prepare(corpus: Corpus, model, tokenizer) -> Prepared:
+    """Tokenize every document, score the scored ones, find recurring text."""
+    from models.scoring import ScoringConfig, score_sequences
+    from models.tokenize import tokenize_texts
+
+    t0 = time.perf_counter()
+    ids = sorted(corpus.texts)
+    toks = tokenize_texts(tokenizer, [corpus.texts[i] for i in ids])
+    tokens = {i: (t.input_ids, t.char_start, t.char_end) for i, t in zip(ids, toks,
+                                                                       strict=True)}
+    t1 = time.perf_counter()
+    cfg = ScoringConfig(**SCORING)
+    scores = score_sequences(model, [tokens[i][0] for i in corpus.scored], cfg)
+    rows = {"doc_id": [], "entropy": [], "nll": [], "mean": [], "std": []}
+    for i, s in zip(corpus.scored, scores, strict=True):
+        h = s.entropy[np.isfinite(s.entropy)].astype(np.float64)
+        rows["doc_id"].append(i)
+        rows["entropy"].append(s.entropy.astype(np.float16).tolist())
+        rows["nll"].append(s.nll.astype(np.float16).tolist())
+        rows["mean"].append(float(h.mean()))
+        rows["std"].append(float(h.std()))
+    t2 = time.perf_counter()
+    rec, rstats = recurring_units([unit_counts([corpus.texts[i] for i in ids])])
+    masks = recurring_masks(_token_table(tokens, ids), corpus.texts,
+                            set(rec["unit_hash"].to_pylist()))
+    dft, _ = document_frequencies([term_counts([corpus.texts[i] for i in ids])], len(ids))
+    df = dict(zip(dft["term_hash"].to_pylist(), dft["docs"].to_pylist(), strict=True))
+    return Prepared(corpus, tokens, pa.table(rows), masks, rstats, df,
+                    {"tokenize_s": t1 - t0, "score_s": t2 - t1,
+                     "scored_tokens": int(sum(len(tokens[i][0]) for i in corpus.scored))})
+
+
+def _token_table(tokens, ids) -> pa.Table:
+    return pa.table({"doc_id": ids, "char_start": [tokens[i][1].tolist() for i in ids],
+                     "char_end": [tokens[i][2].tolist() for i in ids]})
+
+
+def pool_chunks(prep: Prepared, skip_recurring: bool) -> dict[str, dict]:
+    """chunk id -> {doc, ids, text} of the pool; with ``skip_recurring`` chunks made (90%+)
+    of recurring text stay out of the index."""
+    share = RecurringSettings().max_chunk_share
+    out = {}
+    for d in prep.corpus.pool:
+        ids, cs, ce = prep.tokens[d]
+        text = prep.corpus.texts[d]
+        mask = prep.recurring.get(d)
+        for a, b in chunk_spans(len(ids), sentence_ends(text, ce), CHUNK_SIZE):
+            if skip_recurring and mask is not None and recurring_share(mask, a, b) >= share:
+                continue
+            out[chunk_id(d, a, b)] = {"doc": d, "ids": np.asarray(ids[a:b], np.int64),
+                                      "text": span_text(text, cs, ce, a, b)}
+    return out
+
+
+def dense_candidates(anchors: pa.Table, chunks: dict[str, dict], chunk_vecs: np.ndarray,
+                     query_vecs: np.ndarray) -> dict[str, list]:
+    """Exact cosine top-K per anchor, the root's own chunks and near-copies of them out."""
+    names = list(chunks)
+    docs = np.array([chunks[c]["doc"] for c in names])
+    own: dict[str, np.ndarray] = {}
+    for i, d in enumerate(docs):
+        own.setdefault(d, []).append(i)
+    sims = query_vecs @ chunk_vecs.T if len(query_vecs) else np.zeros((0, len(names)))
+    out = {"doc_id": [], "position": [], "chunk_id": [], "chunk_doc_id": [], "rank": []}
+    for row, (d, t) in enumerate(zip(anchors["doc_id"].to_pylist(),
+                                     anchors["position"].to_pylist(), strict=True)):
+        mine = own.get(d, [])
+        dup = (chunk_vecs @ chunk_vecs[mine].T).max(1) > NEAR_DUP if mine else \
+            np.zeros(len(names), bool)
+        rank = 0
+        for j in np.argsort(-sims[row], kind="stable"):
+            if docs[j] == d or dup[j]:
+                continue
+            rank += 1
+            for k, v in (("doc_id", d), ("position", t), ("chunk_id", names[j]),
+                         ("chunk_doc_id", docs[j]), ("rank", rank)):
+                out[k].append(v)
+            if rank == K:
+                break
+    return out
+
+
+def run_variant(prep: Prepared, variant: Variant, model, embedder) -> dict:
+    """Anchors -> chunks -> embed -> retrieve -> verify -> decide; the figures of one run."""
     from models.embedding import embed_texts
-    from models.registry import load_embedder
-    from tests.test_pipeline import run_pipeline
+    from models.scoring import ScoringConfig
+    from models.verification import VerifySettings, verify_candidates
 
-    config = load_config(config_path)
-    for spec in config.corpus_specs():
-        write_demo_corpus(spec)
-    run_pipeline(config_path, dg.DagsterInstance.ephemeral(), verify=False)
-    lake = Path(config.lake)
-    truth = pq.read_table(Path(config.corpus("planted").uri) / GROUND_TRUTH_FILE).to_pylist()
-    toks = {r["doc_id"]: r for r in _lake_tables(lake, "tokenized_docs")}
-    offsets = {d: (np.asarray(r["char_start"]), np.asarray(r["char_end"]))
-               for d, r in toks.items()}
-    spans = planted_token_spans(truth, offsets)
-    anchors: dict[str, list[int]] = {}
-    for a in _lake_tables(lake, "anchors"):
-        anchors.setdefault(a["doc_id"], []).append(a["position"])
-    enrich = anchor_enrichment(spans, {d: np.asarray(p) for d, p in anchors.items()},
-                               {d: r["n_tokens"] for d, r in toks.items()})
-    cands: dict[tuple[str, int], set[str]] = {}
-    for c in _lake_tables(lake, "retrieval_candidates"):
-        cands.setdefault((c["doc_id"], c["position"]), set()).add(c["chunk_doc_id"])
-    planted_anchors, found = source_recall(spans, cands)
-
-    # oracle queries: one per planted span, centred on its first token
-    from assets.retrieval import open_index
-
-    texts = {r["doc_id"]: r["text"] for r in _lake_tables(lake, "corpus_shards")}
-    emb = _lake_tables(lake, "chunk_embeddings")
-    own: dict[str, list[np.ndarray]] = {}
-    for e in emb:
-        own.setdefault(e["doc_id"], []).append(np.asarray(e["vector"], np.float32))
-    cfg = config.anchors
-    queries = []
-    for s in spans:
-        lo, hi = query_span(s.token_start, toks[s.root_doc_id]["n_tokens"], cfg.query_window,
-                            cfg.query_mode)
-        queries.append(span_text(texts[s.root_doc_id], *offsets[s.root_doc_id], lo, hi))
-    model = load_embedder(config.models.embedder)
-    qv = embed_texts(model, queries)
-    index = open_index(config, qv.shape[1])
-    k = config.retrieval.k
-    hits = index.search(qv, 2 * k + 8)
-    oracle = 0
-    for s, h in zip(spans, hits, strict=True):
-        f = filter_hits(s.root_doc_id, h, np.vstack(own[s.root_doc_id]), k,
-                        config.retrieval.near_dup_cosine)
-        oracle += s.source_doc_id in {c.chunk_doc_id for c in f.candidates}
-    return {"alpha": cfg.alpha, "k": k, "enrichment": enrich, "planted_anchors": planted_anchors,
-            "planted_anchor_source_found": found, "spans": len(spans), "oracle_found": oracle}
-
-
-def measure_dependencies(config_path: Path) -> dict[tuple[str, str], dict]:
-    """Run every stage through packing; (rule, level) -> row of planted_dependency_quality."""
-    import duckdb
-
-    from lakehouse.demo import write_demo_corpus
-    from tests.test_pipeline import run_pipeline
-
-    config = load_config(config_path)
-    for spec in config.corpus_specs():
-        write_demo_corpus(spec)
-    run_pipeline(config_path, dg.DagsterInstance.ephemeral(), verify=True)
-    con = duckdb.connect(config.catalog_path, read_only=True)
-    cur = con.execute("SELECT * FROM planted_dependency_quality")
-    cols = [d[0] for d in cur.description]
-    return {(r[0], r[1]): dict(zip(cols, r, strict=True)) for r in cur.fetchall()}
+    c = prep.corpus
+    t0 = time.perf_counter()
+    masks = prep.recurring if variant.recurring else {}
+    anchors, astats = anchor_table(prep.profiles, _token_table(prep.tokens, c.scored),
+                                   c.texts, masks, variant.anchors)
+    chunks = pool_chunks(prep, variant.recurring)
+    chunk_vecs = embed_texts(embedder, [v["text"] for v in chunks.values()])
+    roots = set(c.roots)
+    mine = pa.array([d in roots for d in anchors["doc_id"].to_pylist()], pa.bool_())
+    root_anchors = anchors.filter(mine)
+    qv = embed_texts(embedder, root_anchors["query"].to_pylist())
+    cands = dense_candidates(root_anchors, chunks, chunk_vecs, qv)
+    t1 = time.perf_counter()
+    v = verify_candidates(model, ScoringConfig(**SCORING), cands,
+                          {d: np.asarray(prep.tokens[d][0], np.int64) for d in c.roots},
+                          {k: x["ids"] for k, x in chunks.items()},
+                          VerifySettings(positions=variant.positions))
+    t2 = time.perf_counter()
+    inputs = DecideInputs(cands, {d: prep.tokens[d][0] for d in c.roots},
+                          {k: x["ids"] for k, x in chunks.items()}, c.texts,
+                          {d: (prep.tokens[d][1], prep.tokens[d][2]) for d in c.roots},
+                          {k: x["text"] for k, x in chunks.items()}, masks,
+                          prep.doc_frequency, len(c.texts))
+    table, stats = decide(inputs, v.rows, v.passes, variant.decision, c.truth)
+    # what each part contributes, on the same passes: copies kept, recurring class off
+    kept_copies = decide(inputs, v.rows, v.passes,
+                         variant.decision.model_copy(update={"copies": "keep"}), c.truth)[1]
+    offsets = {d: (prep.tokens[d][1], prep.tokens[d][2]) for d in c.roots}
+    spans = planted_token_spans(c.truth, offsets)
+    by_doc: dict[str, list[int]] = {}
+    for d, t in zip(anchors["doc_id"].to_pylist(), anchors["position"].to_pylist(),
+                    strict=True):
+        by_doc.setdefault(d, []).append(t)
+    enrich = anchor_enrichment(spans, {d: np.asarray(p) for d, p in by_doc.items()},
+                               {d: len(prep.tokens[d][0]) for d in c.roots})
+    if variant.positions == "anchors":  # the old pipeline read H from the stored profile
+        forward = v.forward_tokens - v.baseline_tokens
+    else:
+        forward = v.forward_tokens
+    keys = ("planted_verified_span_precision", "planted_verified_span_recall",
+            "planted_verified_pair_precision", "planted_verified_pair_recall",
+            "kept_to_true_source", "kept_to_other_root", "kept_to_other_document",
+            "kept_rows_of_planted_roots", "copies_passed", "copies_kept", "rows",
+            "verified", "span_rows", "pairs", "pairs_accepted", "mean_delta_i",
+            "mean_delta_i_verified", "too_long")
+    out = {k: stats.get(k) for k in keys}
+    out.update({
+        "corpus": c.name, "variant": variant.name, "roots": len(c.roots),
+        "spans": len(spans), "spans_with_anchor": enrich.spans_with_anchor,
+        "anchors_per_1k_tokens": astats["anchors_per_1k_tokens"],
+        "anchors_skipped_recurring": astats["skipped_recurring"],
+        "candidates": len(cands["doc_id"]), "pool_chunks": len(chunks),
+        "verify_forward_tokens_per_root": forward / max(len(c.roots), 1),
+        "verify_pair_passes": v.pair_passes,
+        "copies_keep_span_precision": kept_copies.get("planted_verified_span_precision"),
+        "copies_keep_pair_precision": kept_copies.get("planted_verified_pair_precision"),
+        "recurring_units": prep.recurring_stats["recurring_units"],
+        "recurring_share": prep.recurring_stats["recurring_share"],
+        "retrieve_s": t1 - t0, "verify_s": t2 - t1, **prep.timings,
+        "sample_markdown": stats["sample_markdown"]})
+    return out
 
 
-def write_config(folder: Path, alpha: float = 2.0) -> Path:
-    from tests.conftest import planted_corpora
-    from tests.conftest import write_config as write
+def run(corpus: str = "realistic", variants: tuple[str, ...] = ("after",),
+        n_roots: int = 24) -> list[dict]:
+    import torch
 
-    return write(folder, [*planted_corpora(0, 12, 12), POOL], anchors={"alpha": alpha},
-                 scoring={"window": 2048, "overlap": 512, "token_budget": 4096,
-                          "block_size": 256})
+    torch.manual_seed(0)
+    model, tok, emb = _models()
+    c = realistic_corpus(n_roots=n_roots, n_distractors=n_roots) if corpus == "realistic" \
+        else planted_corpus()
+    prep = prepare(c, model, tok)
+    return [run_variant(prep, VARIANTS[v], model, emb) for v in variants]
 
 
-def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        m = measure(write_config(Path(tmp)))
-    e = m["enrichment"]
-    recall = m["planted_anchor_source_found"] / m["planted_anchors"] if m["planted_anchors"] \
-        else float("nan")
-    report("planted", [
-        Record("anchor rate, planted tokens / other tokens", e.planted_anchor_rate,
-               e.other_anchor_rate, e.ratio, "anchors/token", "ratio >= 3", e.ratio >= 3,
-               device_name(), {"alpha": m["alpha"], "planted_tokens": e.planted_tokens,
-                               "spans_with_anchor": e.spans_with_anchor, "spans": e.spans}),
-        Record("recall@K of planted anchors (source found)", recall, float("nan"),
-               float("nan"), "fraction", ">= 0.5", bool(recall >= 0.5), device_name(),
-               {"k": m["k"], "planted_anchors": m["planted_anchors"]}),
-        Record("oracle recall@K (query at every planted span)",
-               m["oracle_found"] / m["spans"], float("nan"), float("nan"), "fraction",
-               ">= 0.5", m["oracle_found"] / m["spans"] >= 0.5, device_name(),
-               {"k": m["k"], "spans": m["spans"]}),
-    ])
+TARGETS = {"planted_verified_span_recall": 0.7, "planted_verified_span_precision": 0.9,
+           "planted_verified_pair_precision": 0.8, "planted_verified_pair_recall": 0.9}
+
+
+def _records(results: list[dict]) -> list[Record]:
+    recs = []
+    before = {r["corpus"]: r for r in results if r["variant"] == "before"}
+    for r in results:
+        base = before.get(r["corpus"]) if r["variant"] == "after" else None
+        params = {k: v for k, v in r.items() if k != "sample_markdown"}
+        for key, target in TARGETS.items():
+            val = r[key] if r[key] is not None else float("nan")
+            b = base[key] if base and base[key] is not None else float("nan")
+            name = key.removeprefix("planted_verified_")
+            recs.append(Record(f"{r['corpus']} {r['variant']}: {name}", val, b,
+                               val / b if b else float("nan"), "fraction", f">= {target}",
+                               bool(val >= target), device_name(), params))
+        val = r["verify_forward_tokens_per_root"]
+        b = base["verify_forward_tokens_per_root"] if base else float("nan")
+        recs.append(Record(f"{r['corpus']} {r['variant']}: verify tokens per root", val, b,
+                           val / b if base else float("nan"), "tokens",
+                           "<= 2x before", bool(not base or val <= 2 * b), device_name(),
+                           params))
+    return recs
+
+
+def print_table(results: list[dict]) -> None:
+    print("\n| corpus | variant | spans with anchor | span P / R | pair P / R | kept rows of "
+          "roots -> true sources / other roots / other docs | copies passed / kept | "
+          "anchors per 1K | verify tokens per root |")
+    print("|---|---|---|---|---|---|---|---|---|")
+
+    def f(x):
+        return "nan" if x is None or x != x else f"{x:.2f}"
+
+    for r in results:
+        print(f"| {r['corpus']} | {r['variant']} | {r['spans_with_anchor']} / {r['spans']} | "
+              f"{f(r['planted_verified_span_precision'])} / "
+              f"{f(r['planted_verified_span_recall'])} | "
+              f"{f(r['planted_verified_pair_precision'])} / "
+              f"{f(r['planted_verified_pair_recall'])} | {r['kept_to_true_source']} / "
+              f"{r['kept_to_other_root']} / {r['kept_to_other_document']} "
+              f"(of {r['kept_rows_of_planted_roots']}) | {r['copies_passed']} / "
+              f"{r['copies_kept']} | {r['anchors_per_1k_tokens']:.1f} | "
+              f"{r['verify_forward_tokens_per_root']:,.0f} |")
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--corpus", choices=["realistic", "planted", "both"], default="realistic")
+    ap.add_argument("--variant", choices=["before", "after", "both"], default="after")
+    ap.add_argument("--roots", type=int, default=24, help="realistic roots (>= 24 for the "
+                    "issue's figures)")
+    args = ap.parse_args(argv)
+    variants = ("before", "after") if args.variant == "both" else (args.variant,)
+    corpora = ("realistic", "planted") if args.corpus == "both" else (args.corpus,)
+    results = [r for c in corpora for r in run(c, variants, args.roots)]
+    print_table(results)
+    for r in results:
+        print(f"\nsample kept dependencies ({r['corpus']}, {r['variant']}):\n"
+              f"{r['sample_markdown']}")
+    report("planted", _records(results))
+    (RESULTS / "planted_runs.json").write_text(json.dumps(results, indent=2, default=float))
 
 
 if __name__ == "__main__":

@@ -7,15 +7,22 @@ Two rules over the scores of one (document, chunk) pass (models.verification):
 * ``span`` (default): judge what the chunk explains over *entities*, not single tokens. An
   entity is a run of consecutive words each of which the scorer found surprising alone
   (their tokens' gold NLL summing to at least ``min_word_nll`` nats). The chunk explains
-  an entity when it removes at least ``min_gain`` nats of the entity's NLL (the pointwise
-  mutual information between chunk and entity) and at least ``min_relative_gain`` of it.
+  an entity when it removes at least ``min_gain`` nats of the NLL of the entity's *rare*
+  words (the pointwise mutual information between chunk and entity; a word is rare when
+  at most ``rare_max_docs`` documents, or ``rare_max_share`` of the corpus, hold it) and
+  at least ``min_relative_gain`` of it. A pass with such an entity is a dependency; in it,
+  weaker entities (words of ``secondary_word_nll`` nats, ``secondary_gain`` nats removed:
+  a year, a short code) are kept too, as the same source explains them.
   Why: on free prose the per-token rule passes same-topic look-alikes at most facts (they
   share the template's words and the names' sub-words, so *some* token's entropy falls by
   40%), and a true source also lowers 13-46% of ordinary tokens by that much. The true
   source removes tens of nats from a name or code; a look-alike removes a few from one
   word of it (a shared first name), which is a small share of the entity. Reading every
   position of the pass, not only anchors, also finds entities no anchor landed on, once
-  any anchor of the document retrieved the chunk.
+  any anchor of the document retrieved the chunk. Rare words: a chunk that shares a
+  template or a topic with the root explains the template's phrases ("nothing beats
+  mushroom stew") by as many nats as a name; such phrases are in many documents, a name
+  that only a source explains is in few.
 
 Copies (lakehouse.copies) are classified on every row and dropped by default
 (``copies: drop``): verbatim context or an anchor inside recurring text is the same text,
@@ -26,7 +33,7 @@ not a dependency. ``decide`` builds the verified_dependencies table, its statist
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 import numpy as np
@@ -36,6 +43,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lakehouse import tables
 from lakehouse.anchors import word_ids
 from lakehouse.copies import COPY, INFORMATIVE, context_copied
+from lakehouse.recurring import normalize_term, unit_hash
 
 
 def relative_gain(h_before: np.ndarray, h_after: np.ndarray) -> np.ndarray:
@@ -78,6 +86,10 @@ class DecisionSettings(BaseModel):
     min_word_nll: float = Field(8.0, ge=0)  # span rule: a word is surprising alone (nats)
     min_gain: float = Field(16.0, ge=0)  # span rule: nats of an entity's NLL the chunk removes
     min_relative_gain: float = Field(0.5, ge=0, le=1)  # span rule: share of it removed
+    secondary_word_nll: float = Field(3.0, ge=0)  # span rule, in an accepted pass: weaker
+    secondary_gain: float = Field(3.0, ge=0)  # entities (a year) kept at these thresholds
+    rare_max_docs: int = Field(5, ge=1)  # span rule: a word in at most this many documents
+    rare_max_share: float = Field(0.001, ge=0, le=1)  # ... or this share of them is rare
     copies: Literal["drop", "keep"] = "drop"  # copy rows: never kept, or kept as they pass
     copy_context: int = Field(8, ge=0)  # k: tokens before the anchor that make a copy
     samples: int = Field(12, ge=0)  # rows in the Markdown sample of kept dependencies
@@ -109,11 +121,12 @@ class Entity:
 
 
 def entities(nll: np.ndarray, nll_prime: np.ndarray, words: np.ndarray,
-             min_word_nll: float) -> list[Entity]:
+             min_word_nll: float, rare: np.ndarray | None = None) -> list[Entity]:
     """Runs of consecutive surprising words with what the chunk removed from their NLL.
 
     ``nll``/``nll_prime`` span the document (NaN where not read); a word is surprising when
-    its read tokens' NLL sum to ``min_word_nll`` or more.
+    its read tokens' NLL sum to ``min_word_nll`` or more. With ``rare`` (bool per word),
+    gain and relative gain count the rare words of the entity only.
     """
     g = np.asarray(nll, np.float64)
     g2 = np.asarray(nll_prime, np.float64)
@@ -137,7 +150,9 @@ def entities(nll: np.ndarray, nll_prime: np.ndarray, words: np.ndarray,
         while e + 1 < n_words and ok[e + 1]:
             e += 1
         a, b = int(first[k]), int(last[e])
-        gain, total = float(f[k:e + 1].sum()), float(s[k:e + 1].sum())
+        sel = slice(k, e + 1)
+        use = np.ones(e + 1 - k, bool) if rare is None else np.asarray(rare[sel], bool)
+        gain, total = float(f[sel][use].sum()), float(s[sel][use].sum())
         out.append(Entity(a, b, a + int(np.argmax(fall[a:b])), gain,
                           gain / total if total > 0 else 0.0))
         k = e + 1
@@ -156,6 +171,8 @@ class DecideInputs:
     rank. ``doc_tokens``/``chunk_tokens``: token ids. ``texts`` and ``offsets`` (doc_id ->
     (char_start, char_end)): the documents' words and the sample table. ``chunk_texts``:
     the sample table. ``recurring``: doc_id -> per-token recurring mask (or empty).
+    ``doc_frequency``: term hash -> documents holding the word (lakehouse.recurring
+    document_frequencies), over ``n_docs`` documents; empty: every word counts as rare.
     """
 
     candidates: Mapping[str, Sequence]
@@ -165,6 +182,22 @@ class DecideInputs:
     offsets: Mapping[str, tuple[np.ndarray, np.ndarray]]
     chunk_texts: Mapping[str, str]
     recurring: Mapping[str, np.ndarray]
+    doc_frequency: Mapping[int, int] = field(default_factory=dict)
+    n_docs: int = 0
+
+
+def rare_words(text: str, starts: np.ndarray, ends: np.ndarray, words: np.ndarray,
+               doc_frequency: Mapping[int, int], max_docs: int) -> np.ndarray:
+    """Bool per word: at most ``max_docs`` documents hold it (punctuation never is rare)."""
+    n_words = int(words.max()) + 1 if len(words) else 0
+    first = np.searchsorted(words, np.arange(n_words), side="left")
+    last = np.searchsorted(words, np.arange(n_words), side="right")
+    out = np.zeros(n_words, bool)
+    for k in range(n_words):
+        term = normalize_term(text[int(starts[first[k]]):int(ends[last[k] - 1])])
+        out[k] = bool(term) and (not doc_frequency
+                                 or doc_frequency.get(unit_hash(term), 0) <= max_docs)
+    return out
 
 
 def _classify(inp: DecideInputs, doc: str, t: int, chunk: str, k: int) -> tuple[str, str]:
@@ -233,6 +266,8 @@ def decide(inp: DecideInputs, rows: Mapping[str, np.ndarray], passes: Sequence[P
         for i, (d, c) in enumerate(zip(docs, chunk_ids, strict=True)):
             by_pair.setdefault((d, c), []).append(i)
         words_of: dict[str, np.ndarray] = {}
+        rare_of: dict[str, np.ndarray] = {}
+        max_docs = max(settings.rare_max_docs, int(settings.rare_max_share * inp.n_docs))
         for p in passes:
             d, c = p.doc_id, p.chunk_id
             if d not in words_of:
@@ -243,10 +278,20 @@ def decide(inp: DecideInputs, rows: Mapping[str, np.ndarray], passes: Sequence[P
             for key, arr in (("g", p.nll), ("g2", p.nll_prime), ("h", p.h),
                              ("h2", p.h_prime), ("cs", p.context_start)):
                 full[key][p.positions] = arr
-            ents = entities(full["g"], full["g2"], words_of[d], settings.min_word_nll)
-            good = [e for e in ents if e.gain >= settings.min_gain
+            if d not in rare_of:
+                rare_of[d] = rare_words(inp.texts[d], *inp.offsets[d], words_of[d],
+                                        inp.doc_frequency, max_docs)
+            strong = [e for e in entities(full["g"], full["g2"], words_of[d],
+                                          settings.min_word_nll, rare_of[d])
+                      if e.gain >= settings.min_gain
+                      and e.relative >= settings.min_relative_gain
+                      and (settings.copies == "keep" or _classify(
+                          inp, d, e.head, c, settings.copy_context)[0] == INFORMATIVE)]
+            accepted_pairs += bool(strong)
+            ents = entities(full["g"], full["g2"], words_of[d], settings.secondary_word_nll,
+                            rare_of[d]) if strong else []
+            good = [e for e in ents if e.gain >= settings.secondary_gain
                     and e.relative >= settings.min_relative_gain]
-            accepted_pairs += bool(good)
             idx = by_pair.get((d, c), [])
             covered = set()
             for e in ents:

@@ -46,7 +46,6 @@ DEFAULT_RECURRING = RecurringSettings()
 
 # A unit ends at a line break, or after . ! ? (and any closing quotes) before a space.
 _UNIT_END = re.compile(r"\n+|(?<=[.!?])([\"'\u201d\u2019)\]]*)[ \t]+")
-_DIGITS = re.compile(r"\d")
 _SPACE = re.compile(r"\s+")
 
 
@@ -71,10 +70,13 @@ def _add(text: str, a: int, b: int, spans: list[tuple[int, int]]) -> None:
 
 
 def normalize_unit(unit: str) -> str:
-    """Case-folded, NFKC, digits as 0, whitespace collapsed: copies that differ only there
-    (a date, a line wrap) hash alike."""
+    """Case-folded, NFKC, whitespace collapsed: copies that differ only there hash alike.
+
+    Digits are kept: two sentences of one template that differ only in a year or a code
+    state different facts, and the fact is what a dependency is about.
+    """
     u = unicodedata.normalize("NFKC", unit).casefold()
-    return _SPACE.sub(" ", _DIGITS.sub("0", u)).strip()
+    return _SPACE.sub(" ", u).strip()
 
 
 def unit_hash(normalized: str) -> int:
@@ -161,6 +163,44 @@ def recurring_token_mask(char_start: np.ndarray, char_end: np.ndarray,
 def recurring_share(mask: np.ndarray, start: int, end: int) -> float:
     """Share of tokens [start, end) that lie in recurring text (0 for an empty span)."""
     return float(np.mean(mask[start:end])) if end > start else 0.0
+
+
+TERM_FREQUENCIES = pa.schema([
+    ("term_hash", pa.int64()),  # unit_hash of the normalised word (see normalize_term)
+    ("docs", pa.int64()),  # documents holding the word
+])
+_TERM = re.compile(r"\w+")
+
+
+def normalize_term(word: str) -> str:
+    """A word as counted: NFKC, case-folded, letters and digits only ("Marta," -> "marta")."""
+    return "".join(_TERM.findall(unicodedata.normalize("NFKC", word).casefold()))
+
+
+def term_counts(texts: Sequence[str]) -> pa.Table:
+    """Per shard: documents holding each word (the document frequency behind IDF), so that a
+    chunk explaining a word that many documents hold (a template's words, a topic's
+    vocabulary) is told from one explaining a name only it and the root share."""
+    docs: dict[int, int] = {}
+    for text in texts:
+        for h in {unit_hash(normalize_term(w)) for w in _TERM.findall(text or "")}:
+            docs[h] = docs.get(h, 0) + 1
+    keys = sorted(docs)
+    return pa.Table.from_pydict({"term_hash": keys, "docs": [docs[k] for k in keys]},
+                                schema=TERM_FREQUENCIES)
+
+
+def document_frequencies(counts: Sequence[pa.Table], n_docs: int) -> tuple[pa.Table, dict]:
+    """Sum per-shard ``term_counts``; stats carry ``documents`` (``n_docs``, the corpus
+    size the frequencies are relative to) and the number of distinct words."""
+    docs: dict[int, int] = {}
+    for t in counts:
+        for h, n in zip(t["term_hash"].to_pylist(), t["docs"].to_pylist(), strict=True):
+            docs[h] = docs.get(h, 0) + n
+    keys = sorted(docs)
+    table = pa.Table.from_pydict({"term_hash": keys, "docs": [docs[k] for k in keys]},
+                                 schema=TERM_FREQUENCIES)
+    return table, {"documents": n_docs, "terms": len(keys)}
 
 
 def recurring_masks(tokens: pa.Table, texts: Mapping[str, str],

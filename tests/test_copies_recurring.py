@@ -27,9 +27,10 @@ def test_units_are_sentences_and_lines_with_closing_quotes_kept():
         NAV, 'He said "no."', "Then she left!", "What?", "Yes.", "A last line"]
 
 
-def test_normalisation_ignores_case_digits_and_spacing():
-    assert normalize_unit("Updated  on 12 May\n2024.") == normalize_unit("updated on 03 may 1999.")
+def test_normalisation_ignores_case_and_spacing_but_not_digits():
+    assert normalize_unit("Updated  on 12 May\n2024.") == normalize_unit("updated on 12 may 2024.")
     assert normalize_unit("A cat.") != normalize_unit("A dog.")
+    assert normalize_unit("It opened in 1988.") != normalize_unit("It opened in 1828.")
 
 
 def _corpus():
@@ -122,3 +123,16 @@ def test_rows_are_classified_by_context_and_by_recurring_anchor():
     classes, reasons = classify_rows([0], [7], [0], docs, chunks, k=3, recurring={0: np.ones(
         12, bool)})
     assert reasons.tolist() == ["context+recurring"]
+
+
+def test_document_frequencies_count_each_word_once_per_document_and_sum_shards():
+    from lakehouse.recurring import document_frequencies, normalize_term, term_counts, unit_hash
+
+    docs = ["Marta met Marta.", "marta, the bridge", "The bridge of Quorvath"]
+    one, stats = document_frequencies([term_counts(docs)], 3)
+    split, _ = document_frequencies([term_counts(docs[:1]), term_counts(docs[1:])], 3)
+    assert one.to_pylist() == split.to_pylist() and stats["documents"] == 3
+    df = dict(zip(one["term_hash"].to_pylist(), one["docs"].to_pylist(), strict=True))
+    assert normalize_term(" Marta,") == "marta"
+    assert df[unit_hash("marta")] == 2 and df[unit_hash("bridge")] == 2
+    assert df[unit_hash("quorvath")] == 1 and df[unit_hash("the")] == 2
