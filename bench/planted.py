@@ -219,8 +219,21 @@ def dense_candidates(anchors: pa.Table, chunks: dict[str, dict], chunk_vecs: np.
     return out
 
 
-def run_variant(prep: Prepared, variant: Variant, model, embedder) -> dict:
-    """Anchors -> chunks -> embed -> retrieve -> verify -> decide; the figures of one run."""
+@dataclass
+class StageOutputs:
+    """What one variant's stages produced (for tests and other benchmarks)."""
+
+    anchors: pa.Table
+    anchor_stats: dict
+    chunks: dict[str, dict]
+    candidates: dict[str, list]
+    verification: object  # models.verification.Verification
+    inputs: DecideInputs
+    seconds: dict
+
+
+def stages(prep: Prepared, variant: Variant, model, embedder) -> StageOutputs:
+    """Anchors -> chunks -> embed -> retrieve -> verify, for the roots with ground truth."""
     from models.embedding import embed_texts
     from models.scoring import ScoringConfig
     from models.verification import VerifySettings, verify_candidates
@@ -248,14 +261,23 @@ def run_variant(prep: Prepared, variant: Variant, model, embedder) -> dict:
                           {d: (prep.tokens[d][1], prep.tokens[d][2]) for d in c.roots},
                           {k: x["text"] for k, x in chunks.items()}, masks,
                           prep.doc_frequency, len(c.texts))
-    table, stats = decide(inputs, v.rows, v.passes, variant.decision, c.truth)
-    # what each part contributes, on the same passes: copies kept, recurring class off
-    kept_copies = decide(inputs, v.rows, v.passes,
+    return StageOutputs(anchors, astats, chunks, cands, v, inputs,
+                        {"retrieve_s": t1 - t0, "verify_s": t2 - t1})
+
+
+def run_variant(prep: Prepared, variant: Variant, model, embedder) -> dict:
+    """The stages, then decide; the figures of one (corpus, variant) run."""
+    c = prep.corpus
+    st = stages(prep, variant, model, embedder)
+    v = st.verification
+    table, stats = decide(st.inputs, v.rows, v.passes, variant.decision, c.truth)
+    # what dropping copies contributes, on the same passes
+    kept_copies = decide(st.inputs, v.rows, v.passes,
                          variant.decision.model_copy(update={"copies": "keep"}), c.truth)[1]
     offsets = {d: (prep.tokens[d][1], prep.tokens[d][2]) for d in c.roots}
     spans = planted_token_spans(c.truth, offsets)
     by_doc: dict[str, list[int]] = {}
-    for d, t in zip(anchors["doc_id"].to_pylist(), anchors["position"].to_pylist(),
+    for d, t in zip(st.anchors["doc_id"].to_pylist(), st.anchors["position"].to_pylist(),
                     strict=True):
         by_doc.setdefault(d, []).append(t)
     enrich = anchor_enrichment(spans, {d: np.asarray(p) for d, p in by_doc.items()},
@@ -274,29 +296,30 @@ def run_variant(prep: Prepared, variant: Variant, model, embedder) -> dict:
     out.update({
         "corpus": c.name, "variant": variant.name, "roots": len(c.roots),
         "spans": len(spans), "spans_with_anchor": enrich.spans_with_anchor,
-        "anchors_per_1k_tokens": astats["anchors_per_1k_tokens"],
-        "anchors_skipped_recurring": astats["skipped_recurring"],
-        "candidates": len(cands["doc_id"]), "pool_chunks": len(chunks),
+        "anchors_per_1k_tokens": st.anchor_stats["anchors_per_1k_tokens"],
+        "anchors_skipped_recurring": st.anchor_stats["skipped_recurring"],
+        "candidates": len(st.candidates["doc_id"]), "pool_chunks": len(st.chunks),
         "verify_forward_tokens_per_root": forward / max(len(c.roots), 1),
         "verify_pair_passes": v.pair_passes,
+        "copies_keep_copies_passed": kept_copies.get("copies_passed"),
         "copies_keep_span_precision": kept_copies.get("planted_verified_span_precision"),
         "copies_keep_pair_precision": kept_copies.get("planted_verified_pair_precision"),
         "recurring_units": prep.recurring_stats["recurring_units"],
         "recurring_share": prep.recurring_stats["recurring_share"],
-        "retrieve_s": t1 - t0, "verify_s": t2 - t1, **prep.timings,
-        "sample_markdown": stats["sample_markdown"]})
+        **st.seconds, **prep.timings, "sample_markdown": stats["sample_markdown"]})
     return out
 
 
-def run(corpus: str = "realistic", variants: tuple[str, ...] = ("after",),
-        n_roots: int = 24) -> list[dict]:
-    import torch
+def load_corpus(corpus: str, n_roots: int = 24, seed: int = 0) -> Corpus:
+    if corpus == "realistic":
+        return realistic_corpus(seed=seed, n_roots=n_roots, n_distractors=n_roots)
+    return planted_corpus(seed=seed)
 
-    torch.manual_seed(0)
+
+def run(corpus: str = "realistic", variants: tuple[str, ...] = ("after",),
+        n_roots: int = 24, seed: int = 0) -> list[dict]:
     model, tok, emb = _models()
-    c = realistic_corpus(n_roots=n_roots, n_distractors=n_roots) if corpus == "realistic" \
-        else planted_corpus()
-    prep = prepare(c, model, tok)
+    prep = prepare(load_corpus(corpus, n_roots, seed), model, tok)
     return [run_variant(prep, VARIANTS[v], model, emb) for v in variants]
 
 
@@ -353,10 +376,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--variant", choices=["before", "after", "both"], default="after")
     ap.add_argument("--roots", type=int, default=24, help="realistic roots (>= 24 for the "
                     "issue's figures)")
+    ap.add_argument("--seed", type=int, default=0, help="corpus seed (0: the reported one)")
     args = ap.parse_args(argv)
     variants = ("before", "after") if args.variant == "both" else (args.variant,)
     corpora = ("realistic", "planted") if args.corpus == "both" else (args.corpus,)
-    results = [r for c in corpora for r in run(c, variants, args.roots)]
+    results = [r for c in corpora for r in run(c, variants, args.roots, args.seed)]
     print_table(results)
     for r in results:
         print(f"\nsample kept dependencies ({r['corpus']}, {r['variant']}):\n"
