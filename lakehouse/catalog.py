@@ -10,15 +10,17 @@ reader never sees half a catalog.
 
 from __future__ import annotations
 
-import glob as globlib
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from lakehouse import tables
+from lakehouse import storage, tables
+from lakehouse.object_store import register_duckdb_filesystem
 from lakehouse.storage import Lake, is_url, staged
 
 SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
@@ -80,7 +82,7 @@ def parquet_relation(files_or_glob: str | list[str], schema: pa.Schema) -> str:
             return empty_relation(schema)
         arg = "[" + ", ".join(_sql_str(f) for f in files_or_glob) + "]"
     else:
-        if not is_url(files_or_glob) and not globlib.glob(files_or_glob):
+        if not storage.glob(files_or_glob):  # local or object store: DuckDB binds views now
             return empty_relation(schema)
         arg = _sql_str(files_or_glob)
     return f"read_parquet({arg}, union_by_name = true, filename = true)"
@@ -113,15 +115,23 @@ def view_statements(sql_dir: Path, rel: Mapping[str, str]) -> list[tuple[str, st
 
 def build_catalog(lake: Lake, out_path: str, extra: Mapping[str, str] | None = None,
                   sql_dir: Path = SQL_DIR) -> list[str]:
-    """Create the catalog file with every view; returns the view names."""
+    """Create the catalog file with every view; returns the view names.
+
+    A lake on object storage is read through its fsspec filesystem registered with DuckDB
+    (no httpfs download needed). The catalog file itself is a local DuckDB file; with a URL
+    ``out_path`` it is built locally and uploaded in one piece (readers download it).
+    """
     if is_url(out_path):
-        raise ValueError(f"catalog path {out_path} must be local; DuckDB reads the lake "
-                         "from object storage through httpfs, but its own file is local")
+        with tempfile.TemporaryDirectory() as tmp:
+            local = str(Path(tmp) / "catalog.duckdb")
+            views = build_catalog(lake, local, extra, sql_dir)
+            data = Path(local).read_bytes()
+        storage.atomic_write_bytes(out_path, lambda f: f.write(data))
+        return views
     with staged(Path(out_path)) as tmp:
         con = duckdb.connect(str(tmp))
         try:
-            if is_url(lake.root):
-                con.execute("INSTALL httpfs; LOAD httpfs;")
+            register_duckdb_filesystem(con, lake.root)
             for name, stmt in view_statements(sql_dir, relations(lake, extra)):
                 try:
                     con.execute(stmt)
@@ -134,11 +144,27 @@ def build_catalog(lake: Lake, out_path: str, extra: Mapping[str, str] | None = N
     return views
 
 
-def query(catalog_path: str, sql: str) -> tuple[list[str], list[tuple]]:
+@contextmanager
+def connect(catalog_path: str, lake_root: str | None = None) -> Iterator:
+    """A read-only connection to the catalog (downloaded first when it lives on object
+    storage), able to read a lake on object storage."""
+    with tempfile.TemporaryDirectory() as tmp:
+        local = catalog_path
+        if is_url(catalog_path):
+            local = str(Path(tmp) / "catalog.duckdb")
+            Path(local).write_bytes(storage.read_bytes(catalog_path))
+        con = duckdb.connect(local, read_only=True)
+        try:
+            if lake_root:
+                register_duckdb_filesystem(con, lake_root)
+            yield con
+        finally:
+            con.close()
+
+
+def query(catalog_path: str, sql: str, lake_root: str | None = None
+          ) -> tuple[list[str], list[tuple]]:
     """Run one query on the catalog, read-only; returns (column names, rows)."""
-    con = duckdb.connect(catalog_path, read_only=True)
-    try:
+    with connect(catalog_path, lake_root) as con:
         cur = con.execute(sql)
         return [d[0] for d in cur.description], cur.fetchall()
-    finally:
-        con.close()

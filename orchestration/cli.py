@@ -104,7 +104,9 @@ def _format_table(cols: list[str], rows: list[tuple]) -> str:
 
 def _catalog(args: argparse.Namespace) -> str:
     catalog = load_config(args.config).catalog_path
-    if not Path(catalog).is_file():
+    from lakehouse.storage import exists
+
+    if not exists(catalog):
         raise UserError(f"catalog {catalog} does not exist yet: materialize stats_catalog "
                         "(`make demo`, or `dg launch --assets stats_catalog`)")
     return catalog

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 
-import fsspec
-
-from lakehouse.corpora import ShardRef, discover_shards, file_sha256
+from lakehouse.corpora import (
+    ShardRef,
+    corpus_fingerprints,
+    discover_shards,
+    file_sha256,
+    fingerprint_changed,
+)
+from lakehouse.storage import is_url
 from orchestration.config import PipelineConfig
 
 
@@ -36,38 +43,44 @@ class ShardChanges:
     new: list[str]
     changed: list[str]
     removed: list[str]
-    seen: dict[str, dict]  # key -> {"sha256", "size", "mtime"}: the next cursor
+    seen: dict[str, dict]  # key -> fingerprint {"size", "mtime", "etag"[, "sha256"]}
 
 
-def _stat(uri: str) -> tuple[int, str]:
-    fs, path = fsspec.core.url_to_fs(uri)
-    info = fs.info(path)
-    mtime = info.get("mtime", info.get("LastModified", info.get("updated", "")))
-    return int(info.get("size") or 0), str(mtime)
+def fingerprint_id(fp: dict) -> str:
+    """A short stable id of a fingerprint (the sensor's run key)."""
+    blob = json.dumps(fp, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def diff_shards(refs: list[ShardRef], seen: dict[str, dict], known: set[str]) -> ShardChanges:
-    """Compare the shard files now present with the fingerprints in ``seen``.
+def _changed(old: dict, new: dict) -> bool:
+    if "sha256" in old and "sha256" in new:
+        return old["sha256"] != new["sha256"]
+    return fingerprint_changed(old, new)
 
-    A shard is new when it is not a partition yet (``known``), changed when its content hash
-    differs from the one recorded, removed when a recorded or known shard has no file any
-    more. The hash is recomputed only when size or modification time moved, so a quiet
-    corpus costs one listing and one stat per file. A partition that exists but was never
-    fingerprinted (registered by hand) is recorded without a re-run.
+
+def diff_shards(config: PipelineConfig, seen: dict[str, dict], known: set[str]
+                ) -> tuple[list[ShardRef], ShardChanges]:
+    """Compare the shard files now listed with the fingerprints in ``seen``.
+
+    A shard is new when it is not a partition yet (``known``), changed when its fingerprint
+    moved, removed when a recorded or known shard has no file any more. Fingerprints come
+    from one listing per corpus (size, mtime, ETag): a shard is never read on an object
+    store. A local file whose mtime moved but not its size is hashed to tell a touch from an
+    edit (reading a local file is what the listing costs anyway on a small folder; an
+    object store's ETag says the same without a read). A partition that exists but was
+    never fingerprinted (registered by hand) is recorded without a re-run.
     """
+    refs: list[ShardRef] = []
     now: dict[str, dict] = {}
-    new, changed = [], []
-    for ref in refs:
-        size, mtime = _stat(ref.uri)
-        old = seen.get(ref.key)
-        if old and old["size"] == size and old["mtime"] == mtime:
-            now[ref.key] = old
-        else:
-            sha, size = file_sha256(ref.uri)
-            now[ref.key] = {"sha256": sha, "size": size, "mtime": mtime}
-        if ref.key not in known:
-            new.append(ref.key)
-        elif old and old["sha256"] != now[ref.key]["sha256"]:
-            changed.append(ref.key)
+    for spec in config.corpus_specs():
+        for key, (ref, fp) in corpus_fingerprints(spec).items():
+            refs.append(ref)
+            old = seen.get(key)
+            if not fp["etag"] and not is_url(ref.uri):  # local: the hash tells touch from edit
+                moved = old is None or "sha256" not in old or fingerprint_changed(old, fp)
+                fp = {**fp, "sha256": file_sha256(ref.uri)[0] if moved else old["sha256"]}
+            now[key] = fp
+    new = [k for k in now if k not in known]
+    changed = [k for k in now if k in known and k in seen and _changed(seen[k], now[k])]
     removed = sorted((set(seen) | known) - set(now))
-    return ShardChanges(new, changed, removed, now)
+    return refs, ShardChanges(new, changed, removed, now)

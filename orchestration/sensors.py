@@ -7,7 +7,7 @@ import dagster as dg
 
 from assets.ingest import SIDE_OUTPUTS
 from orchestration.config import PipelineConfig, load_config
-from orchestration.discovery import configured_shards, diff_shards
+from orchestration.discovery import diff_shards, fingerprint_id
 from orchestration.partitions import (
     SHARDS_PARTITION_NAME,
     root_shards_partitions,
@@ -39,15 +39,15 @@ def _load_cursor(cursor: str | None) -> dict:
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Watches the configured corpus locations. A new shard file becomes a "
                 "`corpus/shard` partition and gets an ingest run (later stages follow by "
-                "automation); a shard whose content hash changed gets the same run again; "
-                "a shard whose file is gone is reported (its partition and outputs stay until removed by hand).",
+                "automation); a shard whose fingerprint (size, mtime, ETag; a local file's "
+                "hash) changed gets the same run again; a shard whose file is gone is "
+                "reported (its partition and outputs stay until removed by hand).",
 )
 def corpus_shard_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     state = _load_cursor(context.cursor)
     config = load_config()
-    refs = configured_shards(config)
     known = set(context.instance.get_dynamic_partitions(SHARDS_PARTITION_NAME))
-    found = diff_shards(refs, state["seen"], known)
+    refs, found = diff_shards(config, state["seen"], known)
     newly_removed = [k for k in found.removed if k not in state["removed"]]
     for key in newly_removed:
         context.log.warning(f"shard {key}: its file is gone; the partition and its outputs "
@@ -55,7 +55,7 @@ def corpus_shard_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     # Fingerprints of removed shards are kept so a re-appearing file is compared with them.
     seen = {**{k: v for k, v in state["seen"].items() if k in found.removed}, **found.seen}
     cursor = json.dumps({"seen": seen, "removed": found.removed}, sort_keys=True)
-    requests = [dg.RunRequest(partition_key=k, run_key=f"{k}@{seen[k]['sha256'][:16]}",
+    requests = [dg.RunRequest(partition_key=k, run_key=f"{k}@{fingerprint_id(seen[k])}",
                               asset_selection=[dg.AssetKey(a) for a in INGEST_ASSETS],
                               tags={"elong/reason": reason})
                 for reason, keys in (("new_shard", found.new), ("changed_shard", found.changed))
