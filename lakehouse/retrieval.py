@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -32,7 +33,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from lakehouse import tables
-from lakehouse.vector_index import Hits, LexicalQuery, VectorIndex
+from lakehouse.vector_index import Hits, LexicalQuery, VectorIndex, terms_of
 
 Mode = Literal["dense", "lexical", "hybrid"]
 
@@ -49,11 +50,15 @@ class RetrievalSettings(BaseModel):
     mode: Mode = "hybrid"  # dense (MiniLM cosine) | lexical (BM25) | hybrid (both, fused)
     depth: int = Field(32, gt=0)  # hits fetched per side before exclusion and fusion (the
     # root's own chunk count is added, so its chunks cannot crowd the list out)
-    rrf_k: float = Field(60.0, gt=0)  # hybrid: a hit at rank r adds 1 / (rrf_k + r)
+    rrf_k: float = Field(60.0, gt=0)  # hybrid: a hit at rank r adds w / (rrf_k + r)
+    lexical_weight: float = Field(1.0, gt=0)  # hybrid: w of the lexical lists (dense: 1)
     per_doc: int | None = Field(1, gt=0)  # candidates from one pool document per anchor
     # (None: no limit)
     dedup_cosine: float | None = Field(0.95, gt=0, le=1)  # a candidate this close to a
     # better-ranked one collapses into it (None: off)
+    lexical_terms: int | None = Field(2, gt=0)  # lexical: the query is the window's this many
+    # rarest words (fewest pool chunks holding them, words the pool lacks skipped); None: the
+    # whole window text
     anchor_boost: float = Field(0.0, ge=0)  # lexical: extra weight of the anchor's own word
     # (0: the window text alone)
     anchor_word_query: bool = False  # lexical: also one query of the anchor's word alone,
@@ -115,16 +120,17 @@ def _excluded(root_doc_id: str, hits: Hits, root_vectors: np.ndarray, near_dup_c
 
 def select(root_doc_id: str, sides: dict[str, Hits], root_vectors: np.ndarray,
            query_vector: np.ndarray | None, k: int, near_dup_cosine: float,
-           per_doc: int | None = 1, dedup_cosine: float | None = 0.95, rrf_k: float = 60.0
-           ) -> Filtered:
+           per_doc: int | None = 1, dedup_cosine: float | None = 0.95, rrf_k: float = 60.0,
+           lexical_weight: float = 1.0) -> Filtered:
     """The ``k`` candidates of one anchor from the ranked hit lists of each side.
 
     ``sides`` maps a side name to its hits, best first: ``dense``, and ``lexical`` or several
     lexical lists (names starting with ``lexical``, e.g. the window and the anchor word).
     The root's chunks and near-copies are removed from every list first; the lists are then
-    fused by reciprocal rank (score = sum over lists of 1 / (rrf_k + rank among eligible
-    hits); one list keeps its own order); the fused list is walked best first, dropping a
-    hit past ``per_doc`` chunks of its document, or within ``dedup_cosine`` of a kept one.
+    fused by reciprocal rank (score = sum over lists of w / (rrf_k + rank among eligible
+    hits), w = ``lexical_weight`` for lexical lists, 1 for dense; one list keeps its order);
+    the fused list is walked best first, dropping a hit past ``per_doc`` chunks of its
+    document, or within ``dedup_cosine`` of a kept one.
     Ties are broken by chunk id. ``score`` is the cosine of query and chunk (NaN without a
     query vector).
     """
@@ -137,9 +143,10 @@ def select(root_doc_id: str, sides: dict[str, Hits], root_vectors: np.ndarray,
         selfs |= s
         dups |= d
         side = "dense" if name == "dense" else "lexical"
+        weight = 1.0 if side == "dense" else lexical_weight
         for rank, i in enumerate(keep, start=1):
             cid = hits.chunk_ids[i]
-            fused[cid] = fused.get(cid, 0.0) + 1.0 / (rrf_k + rank)
+            fused[cid] = fused.get(cid, 0.0) + weight / (rrf_k + rank)
             row = info.setdefault(cid, {"doc": hits.doc_ids[i], "vec": hits.vectors[i]
                                         if hits.vectors.shape[1] else None, "sides": set()})
             row["sides"].add(side)
@@ -200,15 +207,32 @@ def anchor_word(text: str, char_start: Sequence[int], char_end: Sequence[int],
     return m.group(0) if m and m.start() < max(hi, lo + 1) + 8 else ""
 
 
-def lexical_queries(query: str, word: str, settings: RetrievalSettings
-                    ) -> dict[str, LexicalQuery]:
-    """The lexical query lists of one anchor: the window text (with the anchor's word boosted
-    when ``anchor_boost`` > 0) and, with ``anchor_word_query``, the word alone."""
+def rarest_terms(query: str, df: Mapping[str, int], n: int) -> str:
+    """The ``n`` words of ``query`` that the fewest pool chunks hold (ties by word), joined.
+
+    Why: in a window such as "A portrait of Dmitri Stesksterness hangs in the main reading
+    room", every word but the name recurs in all documents of the template, and a look-alike
+    repeating the sentence with another name matches ten of its words where the true source
+    matches two; BM25's IDF weighting does not undo that (bench.retrieval: the whole window
+    finds the source for 2% of spans at 100K chunks, its two rarest words for 79%). Words no
+    chunk holds cannot match and are skipped.
+    """
+    words = sorted({w for w in terms_of(query) if df.get(w, 0) > 0}, key=lambda w: (df[w], w))
+    return " ".join(words[:n])
+
+
+def lexical_queries(query: str, word: str, settings: RetrievalSettings,
+                    df: Mapping[str, int] | None = None) -> dict[str, LexicalQuery]:
+    """The lexical query lists of one anchor: the window (its ``lexical_terms`` rarest words
+    when set, by ``df``), with the anchor's word boosted when ``anchor_boost`` > 0, and, with
+    ``anchor_word_query``, a list of the anchor's word alone."""
+    text = query if settings.lexical_terms is None else rarest_terms(
+        query, df or {}, settings.lexical_terms)
     out: dict[str, LexicalQuery] = {}
     if settings.anchor_boost > 0 and word:
-        out["lexical"] = [(query, 1.0), (word, settings.anchor_boost)]
+        out["lexical"] = [(text, 1.0), (word, settings.anchor_boost)]
     else:
-        out["lexical"] = query
+        out["lexical"] = text
     if settings.anchor_word_query and word:
         out["lexical_word"] = word
     return out
@@ -247,34 +271,21 @@ def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa
     fetch = settings.depth + longest_own
     stats: dict = {"mode": mode, "anchors": n, "k": settings.k, "depth": fetch}
 
-    dense: list[Hits] = []
-    dense_of: list[int] = []
-    t0 = time.perf_counter()
-    if mode != "lexical" and n:
-        uq, dense_of = _unique(queries)
-        first = {q: i for i, q in reversed(list(enumerate(queries)))}
-        qv = np.asarray(query_vectors, np.float32)[[first[q] for q in uq]]
-        dense = index.search(qv, fetch, batch=settings.batch_size)
-    stats["dense_s"] = time.perf_counter() - t0
-
-    lexical: list[dict[str, Hits]] = []
-    lexical_of: list[int] = []
-    t0 = time.perf_counter()
-    if mode != "dense" and n:
-        ukeys, lexical_of = _unique(list(zip(queries, words, strict=True)))
-        per_key = [lexical_queries(q, w, settings) for q, w in ukeys]
-        names = sorted({name for lq in per_key for name in lq})
-        lexical = [{} for _ in ukeys]
-        for name in names:
-            rows = [i for i, lq in enumerate(per_key) if name in lq]
-            found = index.search_lexical([per_key[i][name] for i in rows], fetch)
-            for i, h in zip(rows, found, strict=True):
-                lexical[i][name] = h
-    stats["lexical_s"] = time.perf_counter() - t0
+    # the two sides run at once: BLAS (dense) and LanceDB (lexical) both release the GIL
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        lexical_job = pool.submit(_lexical_side, index, queries, words, fetch, settings) \
+            if mode != "dense" and n else None
+        t0 = time.perf_counter()
+        dense, dense_of = _dense_side(index, queries, query_vectors, fetch, settings) \
+            if mode != "lexical" and n else ([], [])
+        stats["dense_s"] = time.perf_counter() - t0
+        lexical, lexical_of, stats["lexical_s"] = lexical_job.result() if lexical_job \
+            else ([], [], 0.0)
+    stats["search_s"] = time.perf_counter() - t0
     distinct = max(len(dense), len(lexical))
-    search_s = stats["dense_s"] + stats["lexical_s"]
     stats["distinct_queries"] = distinct
-    stats["queries_per_s"] = distinct / search_s if search_s > 0 else float("nan")
+    stats["queries_per_s"] = distinct / stats["search_s"] if stats["search_s"] > 0 \
+        else float("nan")
 
     rows: list[dict] = []
     counts = {"excluded_self": 0, "excluded_near_dup": 0, "excluded_per_doc": 0,
@@ -291,7 +302,8 @@ def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa
         qvec = None if query_vectors is None else np.asarray(query_vectors[a], np.float32)
         root_vecs = own_vecs[own_by_doc.get(doc_ids[a], [])]
         f = select(doc_ids[a], sides, root_vecs, qvec, settings.k, settings.near_dup_cosine,
-                   settings.per_doc, settings.dedup_cosine, settings.rrf_k)
+                   settings.per_doc, settings.dedup_cosine, settings.rrf_k,
+                   settings.lexical_weight)
         per_anchor.append((a, f))
         for key in counts:
             counts[key] += getattr(f, key)
@@ -321,6 +333,34 @@ def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa
     stats["sample"] = sample_markdown(per_anchor, queries, doc_ids, positions, index,
                                       settings.sample_queries)
     return table, stats
+
+
+def _dense_side(index: VectorIndex, queries: list[str], query_vectors: np.ndarray, fetch: int,
+                settings: RetrievalSettings) -> tuple[list[Hits], list[int]]:
+    """Cosine hits of each distinct query, and each anchor's row in them."""
+    uq, of = _unique(queries)
+    first = {q: i for i, q in reversed(list(enumerate(queries)))}
+    qv = np.asarray(query_vectors, np.float32)[[first[q] for q in uq]]
+    return index.search(qv, fetch, batch=settings.batch_size), of
+
+
+def _lexical_side(index: VectorIndex, queries: list[str], words: list[str], fetch: int,
+                  settings: RetrievalSettings) -> tuple[list[dict[str, Hits]], list[int], float]:
+    """BM25 hit lists of each distinct (query, anchor word), each anchor's row in them, and
+    the seconds it took."""
+    t0 = time.perf_counter()
+    ukeys, of = _unique(list(zip(queries, words, strict=True)))
+    df: dict[str, int] = {}
+    if settings.lexical_terms is not None:
+        df, _ = index.document_frequency(sorted({t for q, _ in ukeys for t in terms_of(q)}))
+    per_key = [lexical_queries(q, w, settings, df) for q, w in ukeys]
+    lexical: list[dict[str, Hits]] = [{} for _ in ukeys]
+    for name in sorted({name for lq in per_key for name in lq}):
+        rows = [i for i, lq in enumerate(per_key) if name in lq]
+        found = index.search_lexical([per_key[i][name] for i in rows], fetch)
+        for i, h in zip(rows, found, strict=True):
+            lexical[i][name] = h
+    return lexical, of, time.perf_counter() - t0
 
 
 def _own(own_chunks: pa.Table, dim: int) -> tuple[np.ndarray, dict[str, list[int]]]:

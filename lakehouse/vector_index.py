@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -40,9 +41,48 @@ from typing import Literal
 import lancedb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
 TABLE = "chunks"
+TERMS = "terms"  # per shard: document frequency of every word of its chunks' text
+# A word, as the full-text index's "simple" tokenizer splits text: letters and digits.
+TERM_PATTERN = r"[^\p{L}\p{N}]+"  # RE2 (pyarrow); the separators between words
+_TERM_RE = re.compile(r"[^\W_]+")  # the same words, for Python strings
+
+
+def terms_of(text: str) -> list[str]:
+    """The lower-cased words of ``text``, as ``term_frequencies`` counts them."""
+    return _TERM_RE.findall(text.lower())
+
+
+TERMS_SCHEMA = pa.schema([("shard_key", pa.string()), ("shard_sha", pa.string()),
+                          ("term", pa.string()),  # lower-cased; "" marks the shard itself
+                          ("df", pa.int64())])  # chunks holding the term ("": all chunks)
+
+
+def term_frequencies(texts: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """``term``, ``df``: in how many of ``texts`` each lower-cased word occurs.
+
+    The BM25 index keeps these statistics inside and does not expose them; the lexical query
+    needs them to tell a rare word (an invented name, a code) from the words every document
+    of a template shares.
+    """
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    texts = pc.fill_null(texts.cast(pa.large_string()), "")
+    words = pc.split_pattern_regex(pc.utf8_lower(texts), TERM_PATTERN)
+    flat = pc.list_flatten(words)
+    rows = pc.list_parent_indices(words).to_numpy().astype(np.int64)
+    codes = pc.dictionary_encode(flat)
+    vocab = codes.dictionary
+    ids = codes.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    # one (row, word) pair per chunk holding the word, then chunks per word
+    pairs = np.unique(rows * len(vocab) + ids) if len(ids) else np.zeros(0, np.int64)
+    df = np.bincount(pairs % max(len(vocab), 1), minlength=len(vocab))
+    keep = (df > 0) & pc.not_equal(vocab, "").to_numpy(zero_copy_only=False)
+    return pa.table({"term": vocab.cast(pa.string()).filter(pa.array(keep)),
+                     "df": pa.array(df[keep], pa.int64())})
 
 
 def index_schema(dim: int) -> pa.Schema:
@@ -176,6 +216,7 @@ class VectorIndex:
         self.storage_options = dict(storage_options) if storage_options else None
         self.db = lancedb.connect(uri, storage_options=self.storage_options)
         self._exact_cache: tuple[int, pa.Table, np.ndarray] | None = None
+        self._df_cache: tuple[int, dict[str, int], int] | None = None
 
     def _table(self, create: bool = False):
         if TABLE in self.db.table_names():
@@ -191,6 +232,8 @@ class VectorIndex:
         if table is not None and not set(index_schema(self.dim).names) <= set(
                 table.schema.names):
             self.db.drop_table(TABLE)
+            if TERMS in self.db.table_names():
+                self.db.drop_table(TERMS)
             report.rebuilt = True
             table = None
         return table if table is not None else self._table(create=True)
@@ -225,6 +268,7 @@ class VectorIndex:
         report = SyncReport()
         table = self._current_table(report)
         state = self.shard_state()
+        terms = self._terms_table(create=self.params.fts)
         for key in sorted(set(state) - set(wanted)):
             table.delete(f"shard_key = {_quote(key)}")
             report.removed.append(key)
@@ -249,6 +293,10 @@ class VectorIndex:
                 data = data.append_column("shard_sha", pa.array([sha] * n, pa.string()))
                 table.add(data.select(index_schema(self.dim).names).cast(
                     index_schema(self.dim)))
+            if terms is not None:
+                self._put_terms(terms, key, sha, data)
+        if terms is not None:
+            self._repair_terms(terms, wanted, load)
         report.rows = table.count_rows()
         changed = bool(report.added or report.replaced or report.removed)
         start = time.perf_counter()
@@ -257,9 +305,84 @@ class VectorIndex:
         report.vector_s = time.perf_counter() - start
         start = time.perf_counter()
         report.fts = self._maintain_fts(table, changed)
+        if terms is not None and changed:
+            self._maintain_terms(terms)
         report.fts_s = time.perf_counter() - start
         self._exact_cache = None
+        self._df_cache = None
         return report
+
+    # -- term statistics --------------------------------------------------------------------
+
+    def _terms_table(self, create: bool = False):
+        if TERMS in self.db.table_names():
+            return self.db.open_table(TERMS)
+        return self.db.create_table(TERMS, schema=TERMS_SCHEMA) if create else None
+
+    def _put_terms(self, terms, key: str, sha: str, data: pa.Table) -> None:
+        """Replace shard ``key``'s rows of the terms table (one add: the marker row with the
+        shard's chunk count, then one row per word)."""
+        terms.delete(f"shard_key = {_quote(key)}")
+        tf = term_frequencies(data["text"]) if data.num_rows else pa.table(
+            {"term": pa.array([], pa.string()), "df": pa.array([], pa.int64())})
+        n = tf.num_rows + 1
+        terms.add(pa.table({
+            "shard_key": pa.array([key] * n, pa.string()),
+            "shard_sha": pa.array([sha] * n, pa.string()),
+            "term": pa.concat_arrays([pa.array([""], pa.string()), tf["term"].combine_chunks()]),
+            "df": pa.concat_arrays([pa.array([data.num_rows], pa.int64()),
+                                    tf["df"].combine_chunks().cast(pa.int64())])}))
+
+    def _repair_terms(self, terms, wanted: Mapping[str, str], load) -> None:
+        """Drop the terms of shards no longer wanted; recount those whose count is missing or
+        stale (a sync killed between the chunks' commit and the terms' commit)."""
+        marks = terms.search().where("term = ''").select(["shard_key", "shard_sha"]).limit(
+            None).to_arrow().to_pylist()
+        have = {m["shard_key"]: m["shard_sha"] for m in marks}
+        for key in sorted(set(have) - set(wanted)):
+            terms.delete(f"shard_key = {_quote(key)}")
+        for key in sorted(wanted):
+            if have.get(key) != wanted[key]:
+                data = load(key)
+                if "text" not in data.column_names:
+                    data = data.append_column("text", pa.nulls(data.num_rows, pa.large_string()))
+                self._put_terms(terms, key, wanted[key], data)
+
+    def _maintain_terms(self, terms) -> None:
+        """A B-tree on ``term`` (built once, then merged by ``optimize``) keeps look-ups of a
+        batch of query words a seek per word however many shards the pool has."""
+        if not any("term" in i.columns for i in terms.list_indices()):
+            if terms.count_rows():
+                terms.create_scalar_index("term", index_type="BTREE")
+        else:
+            terms.optimize()
+
+    def document_frequency(self, words: Sequence[str]) -> tuple[dict[str, int], int]:
+        """(word -> number of chunks holding it, number of chunks) for lower-cased words.
+
+        Words the pool does not hold are absent from the dict (their frequency is 0).
+        """
+        terms = self._terms_table()
+        wanted = sorted({w for w in words if w})
+        if terms is None:
+            return {}, self.count()
+        version = terms.version
+        cache = self._df_cache
+        if cache is None or cache[0] != version:
+            marks = terms.search().where("term = ''").select(["df"]).limit(None).to_arrow()
+            cache = self._df_cache = (version, {}, int(pc.sum(marks["df"]).as_py() or 0))
+        known = cache[1]
+        missing = [w for w in wanted if w not in known]
+        for lo in range(0, len(missing), 1000):
+            part = missing[lo:lo + 1000]
+            where = "term IN (" + ", ".join(_quote(w) for w in part) + ")"
+            res = terms.search().where(where).select(["term", "df"]).limit(None).to_arrow()
+            agg = res.group_by("term").aggregate([("df", "sum")]) if res.num_rows else None
+            found = dict(zip(agg["term"].to_pylist(), agg["df_sum"].to_pylist(),
+                             strict=True)) if agg is not None else {}
+            for w in part:
+                known[w] = int(found.get(w, 0))
+        return {w: known[w] for w in wanted if known[w]}, cache[2]
 
     # -- full-text index ------------------------------------------------------------------
 
@@ -330,13 +453,13 @@ class VectorIndex:
         empty = Hits([], [], np.zeros(0, np.float32), np.zeros((0, self.dim), np.float32))
         if table is None or not len(queries) or self._fts_index(table) is None:
             return [empty for _ in queries]
-        columns = ["chunk_id", "doc_id", "_score"] + (["vector"] if with_vectors else [])
-        results = LOOP.run(self._lexical_async(list(queries), k, columns))
-        return [self._lexical_hits(r, with_vectors) if r is not None else empty
-                for r in results]
+        results, vectors = LOOP.run(self._lexical_async(list(queries), k, with_vectors))
+        return [self._lexical_hits(r, vectors) if r is not None else empty for r in results]
 
-    async def _lexical_async(self, queries: list[LexicalQuery], k: int, columns: list[str]
-                             ) -> list[pa.Table | None]:
+    async def _lexical_async(self, queries: list[LexicalQuery], k: int, with_vectors: bool
+                             ) -> tuple[list[pa.Table | None], dict[int, np.ndarray] | None]:
+        """The BM25 hits of every query, then the vectors of all of them in one ``take``
+        (reading them inside each full-text query halves its speed)."""
         from lancedb.query import BooleanQuery, MatchQuery, Occur
 
         db = await lancedb.connect_async(self.uri, storage_options=self.storage_options)
@@ -356,18 +479,32 @@ class VectorIndex:
                                     for t, b in parts])
             async with gate:
                 return await table.query().nearest_to_text(ftq).limit(k).select(
-                    columns).to_arrow()
+                    ["chunk_id", "doc_id", "_score"]).with_row_id().to_arrow()
 
-        return await asyncio.gather(*(one(q) for q in queries))
+        results = await asyncio.gather(*(one(q) for q in queries))
+        if not with_vectors:
+            return results, None
+        ids = sorted({int(i) for r in results if r is not None
+                      for i in r["_rowid"].to_numpy()})
+        vectors: dict[int, np.ndarray] = {}
+        if ids:
+            got = await table.take_row_ids(ids).select(["vector"]).with_row_id().to_arrow()
+            vecs = got["vector"].combine_chunks().flatten().to_numpy(
+                zero_copy_only=False).reshape(-1, self.dim).astype(np.float32)
+            vectors = dict(zip(got["_rowid"].to_numpy().tolist(), vecs, strict=True))
+        return results, vectors
 
-    def _lexical_hits(self, res: pa.Table, with_vectors: bool) -> Hits:
+    def _lexical_hits(self, res: pa.Table, vectors: dict[int, np.ndarray] | None) -> Hits:
         scores = res["_score"].to_numpy().astype(np.float32)
         ids = np.asarray(res["chunk_id"].to_pylist(), dtype=str)
         docs = np.asarray(res["doc_id"].to_pylist(), dtype=str)
         order = np.lexsort((ids, -scores))
-        vecs = (res["vector"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-                .reshape(-1, self.dim)[order].astype(np.float32) if with_vectors
-                else np.zeros((len(ids), 0), np.float32))
+        if vectors is None:
+            vecs = np.zeros((len(ids), 0), np.float32)
+        elif len(order):
+            vecs = np.stack([vectors[int(r)] for r in res["_rowid"].to_numpy()[order]])
+        else:
+            vecs = np.zeros((0, self.dim), np.float32)
         return Hits(ids[order].tolist(), docs[order].tolist(), scores[order], vecs)
 
     def _vector_indices(self, table) -> list:

@@ -10,6 +10,7 @@ from lakehouse.retrieval import (
     RetrievalSettings,
     anchor_word,
     lexical_queries,
+    rarest_terms,
     retrieve,
     select,
 )
@@ -68,13 +69,16 @@ def test_hybrid_fusion_ranks_a_chunk_only_lexical_search_finds_into_the_top_k(tm
     for mode in ("dense", "lexical", "hybrid"):
         table, stats = retrieve(anchors, qv, _no_own(), index,
                                 RetrievalSettings(mode=mode, depth=16))
-        assert table.schema == tables.RETRIEVAL_CANDIDATES and table.num_rows == 8
-        assert table["rank"].to_pylist() == list(range(1, 9))
+        assert table.schema == tables.RETRIEVAL_CANDIDATES
+        # the lexical query is the window's two rarest words: only the source holds them
+        n = 1 if mode == "lexical" else 8
+        assert table["rank"].to_pylist() == list(range(1, n + 1))
         found[mode] = dict(zip(table["chunk_id"].to_pylist(), table["found_by"].to_pylist(),
                                strict=True))
-        assert stats["mode"] == mode and stats["candidates"] == 8
+        assert stats["mode"] == mode and stats["candidates"] == n
     assert "source:0" not in found["dense"]  # the embedding lands among the look-alikes
-    assert found["hybrid"]["source:0"] == "lexical"
+    assert found["hybrid"]["source:0"] == "lexical" and found["lexical"] == {
+        "source:0": "lexical"}
     assert set(found["dense"].values()) == {"dense"}
     _, stats = retrieve(anchors, qv, _no_own(), index, RetrievalSettings(depth=16))
     assert stats["share_both"] == 1.0 and stats["share_lexical_only"] == 0.0
@@ -158,10 +162,14 @@ def test_anchor_word_and_lexical_queries():
     assert anchor_word(text, starts, ends, 1) == "BX-4411"
     assert anchor_word(text, starts, ends, 2) == "in"
     assert anchor_word(text, starts, ends, 3) == "Quorvath"
+    df = {"the": 900, "held": 40, "permit": 12, "bx": 30, "4411": 2}  # "guide": in no chunk
+    assert rarest_terms("The guide held permit BX-4411", df, 2) == "4411 permit"
+    assert rarest_terms("The guide", df, 2) == "the" and rarest_terms("guide", df, 2) == ""
     s = RetrievalSettings(anchor_boost=2.0, anchor_word_query=True)
-    assert lexical_queries("held permit BX-4411", "BX-4411", s) == {
-        "lexical": [("held permit BX-4411", 1.0), ("BX-4411", 2.0)], "lexical_word": "BX-4411"}
-    assert lexical_queries("held permit", "", RetrievalSettings()) == {"lexical": "held permit"}
+    assert lexical_queries("held permit BX-4411", "BX-4411", s, df) == {
+        "lexical": [("4411 permit", 1.0), ("BX-4411", 2.0)], "lexical_word": "BX-4411"}
+    whole = RetrievalSettings(lexical_terms=None)
+    assert lexical_queries("held permit", "", whole) == {"lexical": "held permit"}
 
 
 def test_anchor_word_query_is_a_third_list(tmp_path):

@@ -236,3 +236,23 @@ def test_a_table_written_before_the_text_column_is_started_over(tmp_path):
                         lambda k: _shard(k[-1], vecs).drop_columns(["text"])
                         if k == "c/b" else _shard("a", vecs))
     assert report.without_text == ["c/b"] and index.count() == 12
+
+
+def test_document_frequencies_follow_the_shards_and_are_repaired(tmp_path):
+    vecs = _unit(np.random.default_rng(8).normal(size=(6, DIM)))
+    texts = {"c/a": ["Quorvath met Quorvath.", "The ledger.", "the LEDGER, again", "x", "y", ""],
+             "c/b": ["Quorvath", "ledger", "z", "z", "z", "z"]}
+    shards = {k: _shard(k[-1], vecs, texts=t) for k, t in texts.items()}
+    index = VectorIndex(str(tmp_path / "db"), DIM)
+    index.sync({"c/a": "v1"}, shards.__getitem__)
+    assert index.document_frequency(["quorvath", "ledger", "nowhere"]) == (
+        {"quorvath": 1, "ledger": 2}, 6)
+    index.sync({"c/a": "v1", "c/b": "v1"}, shards.__getitem__)
+    assert index.document_frequency(["quorvath", "ledger", "z"]) == (
+        {"quorvath": 2, "ledger": 3, "z": 4}, 12)
+    index.sync({"c/b": "v1"}, shards.__getitem__)
+    assert index.document_frequency(["ledger", "again"]) == ({"ledger": 1}, 6)
+    # a sync killed after the chunks' commit but before the terms' commit is repaired
+    index.db.open_table("terms").delete("shard_key = 'c/b'")
+    index.sync({"c/b": "v1"}, shards.__getitem__)
+    assert index.document_frequency(["z"]) == ({"z": 4}, 6)
