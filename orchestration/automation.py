@@ -24,7 +24,8 @@ def follow_only(*inputs: str) -> dg.AutomationCondition:
     for that table's update and again when its real driver (the candidates, the verified
     rows), which follows the same update, lands."""
     return dg.AutomationCondition.eager().ignore(
-        dg.AssetSelection.all(include_sources=True) - dg.AssetSelection.assets(*inputs))
+        (dg.AssetSelection.all() - dg.AssetSelection.assets(*inputs))
+        | dg.AssetSelection.assets(PLANTED_GROUND_TRUTH))
 
 
 # Running by default: the docs promise that a new shard flows through by itself.

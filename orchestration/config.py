@@ -17,7 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lakehouse.corpora import CorpusSpec
+from lakehouse.retrieval import RetrievalSettings
 from lakehouse.storage import Lake, is_url
+from lakehouse.vector_index import IndexSettings
 from models.settings import TrainSettings
 
 _TR = TrainSettings()  # the trainer's defaults are the config's: one definition per setting
@@ -78,16 +80,6 @@ class AnchorSettings(_Strict):
 class ChunkSettings(_Strict):
     size: int = Field(256, gt=0)  # tokens per chunk at most
     min_size: int | None = Field(None, ge=0)  # default size // 2
-
-
-class IndexSettings(_Strict):
-    kind: Literal["ivf_hnsw_sq", "ivf_sq", "ivf_pq"] = "ivf_hnsw_sq"  # ANN above exact_below
-    exact_below: int = Field(50_000, ge=0)
-    num_partitions: int | None = Field(None, gt=0)
-    num_sub_vectors: int | None = Field(None, gt=0)
-    nprobes: int | None = Field(None, gt=0)
-    ef: int | None = Field(None, gt=0)
-    refine_factor: int | None = Field(None, ge=1)  # default: 3 for ivf_pq, none otherwise
 
 
 class VerificationSettings(_Strict):
@@ -181,12 +173,6 @@ class EvaluationSettings(_Strict):
                         "ruler_cwe", "ruler_fwe"]
     lengths: list[int] = [4096]
     limit: int = Field(25, gt=0)  # samples per task and length
-
-
-class RetrievalSettings(_Strict):
-    k: int = Field(8, gt=0)
-    near_dup_cosine: float = Field(0.95, gt=0, le=1)
-    batch_size: int = Field(256, gt=0)
 
 
 def _gpu_resources() -> dict:
