@@ -23,7 +23,7 @@ def stats_catalog(ctx: StageContext):
     out = ctx.settings.catalog_path
     extra = {"ground_truth": parquet_relation(ctx.ground_truth_files(), GROUND_TRUTH)}
     views = build_catalog(ctx.settings.lake_store, out, extra=extra)
-    cols, rows = query(out, "SELECT * FROM corpus_summary")
+    cols, rows = query(out, "SELECT * FROM corpus_summary", ctx.settings.lake)
     ctx.log.info(f"catalog {out}: {len(views)} views")
     table = "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
                       + ["| " + " | ".join(str(v) for v in r) + " |" for r in rows])

@@ -102,22 +102,24 @@ def _format_table(cols: list[str], rows: list[tuple]) -> str:
     return "\n".join(lines)
 
 
-def _catalog(args: argparse.Namespace) -> str:
-    catalog = load_config(args.config).catalog_path
+def _catalog(args: argparse.Namespace) -> tuple[str, str]:
+    """(catalog path, lake root) of the config, or a clear error if it was never built."""
+    config = load_config(args.config)
+    catalog = config.catalog_path
     from lakehouse.storage import exists
 
     if not exists(catalog):
         raise UserError(f"catalog {catalog} does not exist yet: materialize stats_catalog "
                         "(`make demo`, or `dg launch --assets stats_catalog`)")
-    return catalog
+    return catalog, config.lake
 
 
 def cmd_queries(args: argparse.Namespace) -> int:
-    catalog = _catalog(args)
+    catalog, lake = _catalog(args)
     for path in sorted((SQL_DIR / "queries").glob("*.sql")):
         sql = path.read_text().strip()
         print(f"\n-- {path.relative_to(SQL_DIR.parent)}\n{sql}")
-        cols, rows = query(catalog, sql)
+        cols, rows = query(catalog, sql, lake)
         print(_format_table(cols, rows))
     return 0
 
@@ -137,24 +139,24 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary(catalog: str) -> str:
+def summary(catalog: str, lake: str | None = None) -> str:
     """What a newcomer wants to see after the demo: planted quality, three dependencies as
     text, packing statistics."""
     out = []
     cols, rows = query(catalog, "SELECT level, rule, truth, kept, true_kept, "
                                 "round(precision, 3) AS precision, round(recall, 3) AS recall "
-                                "FROM planted_dependency_quality ORDER BY level DESC, rule")
+                                "FROM planted_dependency_quality ORDER BY level DESC, rule", lake)
     out += ["Planted dependencies found (ground truth vs what was kept):",
             _format_table(cols, rows), ""]
     _, deps = query(catalog, "SELECT root_context, chunk_start, h, h_prime, delta_i, "
                              "true_source FROM dependency_samples "
-                             "ORDER BY delta_i DESC, doc_id, position LIMIT 3")
+                             "ORDER BY delta_i DESC, doc_id, position LIMIT 3", lake)
     out.append("Three kept dependencies (highest dI):")
     for i, (root, chunk, h, h2, di, true) in enumerate(deps, 1):
         out += [f"  {i}. root:  {' '.join(root.split())}",
                 f"     chunk: {' '.join(chunk.split())}",
                 f"     H {h} -> H' {h2} (dI {di}); chunk from the true source: {true}"]
-    cols, rows = query(catalog, "SELECT * FROM packing_stats")
+    cols, rows = query(catalog, "SELECT * FROM packing_stats", lake)
     out += ["", "Packed datasets:", _format_table(cols, rows)]
     return "\n".join(out)
 
@@ -163,11 +165,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     cmd_demo_corpora(args)
     _run(args, DATA_STAGES + (TRAIN_STAGES if args.train else ()))
-    catalog = _catalog(args)
+    catalog, lake = _catalog(args)
     print()
-    print(summary(catalog))
+    print(summary(catalog, lake))
     if args.train:
-        cols, rows = query(catalog, "SELECT * FROM run_comparison")
+        cols, rows = query(catalog, "SELECT * FROM run_comparison", lake)
         print("\nTraining runs (a 2-layer model for a few steps on CPU: a smoke test of the "
               "path, not a result; see README):")
         print(_format_table(cols, rows))
