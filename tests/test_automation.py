@@ -4,6 +4,7 @@ are reported; runs execute in process."""
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -14,6 +15,8 @@ from orchestration.definitions import build_definitions
 from orchestration.jobs import DATA_STAGES, run_stages
 from orchestration.sensors import INGEST_ASSETS, corpus_shard_sensor
 from tests.conftest import materialize, save_tiny_scorer, write_config
+
+pytest_plugins = ("tests.postgres",)  # the postgres_url fixture
 
 TEXTS = [f"Record {i}. The keeper of lighthouse number {i} wrote the weather down at dawn, "
          f"noting wind, rain and the ships that passed the rocks before noon." for i in range(12)]
@@ -152,8 +155,23 @@ def _drain_automation(defs: dg.Definitions, instance: dg.DagsterInstance, config
     raise AssertionError("automation kept requesting runs")
 
 
+@contextmanager
+def _instance(kind: str, request: pytest.FixtureRequest, tmp_path: Path):
+    """An in-memory instance, or one on a throw-away PostgreSQL server with dagster-postgres
+    (what the Helm values configure on a cluster)."""
+    if kind == "ephemeral":
+        yield dg.DagsterInstance.ephemeral()
+        return
+    url = request.getfixturevalue("postgres_url")
+    with dg.instance_for_test(overrides={"storage": {"postgres": {"postgres_url": url}}},
+                              temp_dir=str(tmp_path)) as instance:
+        yield instance
+
+
 @pytest.mark.slow  # loads MiniLM for chunk_embeddings and queries
-def test_a_new_shard_flows_through_every_stage_by_automation(tmp_path, monkeypatch):
+@pytest.mark.parametrize("storage", ["ephemeral", "postgres"])
+def test_a_new_shard_flows_through_every_stage_by_automation(tmp_path, monkeypatch, storage,
+                                                             request):
     corpus = tmp_path / "corpora" / "logs"
     corpus.mkdir(parents=True)
     scorer = save_tiny_scorer(tmp_path / "tiny-scorer", TEXTS)
@@ -164,7 +182,11 @@ def test_a_new_shard_flows_through_every_stage_by_automation(tmp_path, monkeypat
                           chunking={"size": 48}, anchors={"alpha": 1.0},
                           retrieval={"k": 2}, verification={"epsilon": 0.0})
     monkeypatch.setenv("ELONG_CONFIG", str(config))
-    instance = dg.DagsterInstance.ephemeral()
+    with _instance(storage, request, tmp_path) as instance:
+        _flow(instance, corpus, config)
+
+
+def _flow(instance: dg.DagsterInstance, corpus: Path, config: Path) -> None:
     defs = build_definitions(str(config))
     _write_shard(corpus, "part-0", TEXTS[:6])
     first = _tick(instance, None)
