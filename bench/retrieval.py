@@ -275,56 +275,70 @@ def oracle_anchors(truth: list[dict], offsets: dict[str, tuple], window: int) ->
     return pa.table(cols)
 
 
-def planted_pool(spec: PoolSpec, tokenizer, embed: Callable[[list[str]], np.ndarray],
-                 embedder_id: str) -> Pool:
-    """The planted corpus plus look-alike blocks until ``spec.chunks`` chunks, embedded.
+@dataclass
+class PoolChunks:
+    """The planted pool before embedding: chunk rows per shard, ground truth, oracle anchors."""
+
+    shards: dict[str, list[dict]]  # shard key -> rows (chunk_id, doc_id, corpus, text, role)
+    truth: list[dict]
+    anchors: pa.Table
+
+
+def pool_chunks(spec: PoolSpec, tokenizer) -> PoolChunks:
+    """The planted corpus (one shard) plus look-alike shards of ``spec.block`` documents
+    until ``spec.chunks`` chunks (the last one cut at a document boundary).
 
     Look-alike document i does not depend on how many are drawn, so the pools of the three
-    sizes nest and share cached blocks; the last block is cut to the target size.
+    sizes nest and share cached embeddings.
     """
     from lakehouse.demo.realistic import generate, lookalike_docs
 
     docs, truth = generate(spec.seed, boilerplate=spec.boilerplate, corpus=PLANTED_CORPUS)
     rows, offsets = _chunk_docs(tokenizer, PLANTED_CORPUS, docs, spec.chunk_size)
-    vecs, embed_s, hit = _embed_cached(rows, embed, embedder_id)
-    shards = {f"{PLANTED_CORPUS}/0": _table(rows, vecs, f"{PLANTED_CORPUS}/0")}
-    total, cached = len(rows), len(rows) if hit else 0
+    shards = {f"{PLANTED_CORPUS}/0": rows}
+    total = len(rows)
     avoid = {t["surface"] for t in truth}
     lookalikes: list = []
     b = 0
     while total < spec.chunks:
         if len(lookalikes) < (b + 1) * spec.block:
-            # about 1.5 chunks a document: draw a little more than the rest needs (document i
-            # does not depend on how many are drawn, so drawing more keeps the same prefix;
-            # the generator slows down as its name space fills, so never draw far ahead)
+            # about 1.5 chunks a document: draw a little more than the rest needs (drawing
+            # more keeps the same prefix; the generator slows down as its name space fills,
+            # so never draw far ahead)
             n_docs = max((b + 1) * spec.block, len(lookalikes) + int((spec.chunks - total) / 1.3))
             lookalikes = lookalike_docs(spec.seed, n_docs, unrelated=spec.unrelated,
                                         boilerplate=spec.boilerplate, avoid=avoid)
         block = lookalikes[b * spec.block:(b + 1) * spec.block]
         brows, _ = _chunk_docs(tokenizer, LOOKALIKE_CORPUS, block, spec.chunk_size)
-        # cut at a document boundary once the target is reached
         need = spec.chunks - total
-        if len(brows) > need:
-            last_doc = brows[need - 1]["doc_id"]
+        if len(brows) > need:  # cut at a document boundary once the target is reached
             cut = need
-            while cut < len(brows) and brows[cut]["doc_id"] == last_doc:
+            while cut < len(brows) and brows[cut]["doc_id"] == brows[need - 1]["doc_id"]:
                 cut += 1
             brows = brows[:cut]
-        bvecs, secs, hit = _embed_cached(brows, embed, embedder_id)
-        embed_s += secs
-        cached += len(brows) if hit else 0
-        key = f"{LOOKALIKE_CORPUS}/{b:03d}"
-        shards[key] = _table(brows, bvecs, key)
+        shards[f"{LOOKALIKE_CORPUS}/{b:03d}"] = brows
         total += len(brows)
         b += 1
+    return PoolChunks(shards, truth, oracle_anchors(truth, offsets, spec.window))
+
+
+def planted_pool(spec: PoolSpec, tokenizer, embed: Callable[[list[str]], np.ndarray],
+                 embedder_id: str) -> Pool:
+    """``pool_chunks`` with every chunk and oracle query embedded (cached)."""
+    pc_ = pool_chunks(spec, tokenizer)
+    shards, embed_s, cached = {}, 0.0, 0
+    for key, rows in pc_.shards.items():
+        vecs, secs, hit = _embed_cached(rows, embed, embedder_id)
+        embed_s += secs
+        cached += len(rows) if hit else 0
+        shards[key] = _table(rows, vecs, key)
     chunks = pa.concat_tables(shards.values())
-    anchors = oracle_anchors(truth, offsets, spec.window)
-    qvecs, secs, _ = _embed_cached([{"text": q} for q in anchors["query"].to_pylist()], embed,
-                                   embedder_id)
-    roots = {t["root_doc_id"] for t in truth}
-    mask = pa.array([d in roots for d in chunks["doc_id"].to_pylist()])
-    own = chunks.filter(mask).select(["doc_id", "vector"])
-    return Pool(chunks, truth, anchors, qvecs, own, shards, embed_s + secs, cached)
+    qvecs, secs, _ = _embed_cached([{"text": q} for q in pc_.anchors["query"].to_pylist()],
+                                   embed, embedder_id)
+    roots = {t["root_doc_id"] for t in pc_.truth}
+    own = chunks.filter(pa.array([d in roots for d in chunks["doc_id"].to_pylist()])).select(
+        ["doc_id", "vector"])
+    return Pool(chunks, pc_.truth, pc_.anchors, qvecs, own, shards, embed_s + secs, cached)
 
 
 def recall(candidates: pa.Table, anchors: pa.Table) -> tuple[float, float]:
@@ -368,13 +382,14 @@ QUERY_VARIANTS = [
     Variant("lexical, rarest 2 + anchor word x1", {"mode": "lexical", "anchor_boost": 1.0}),
     Variant("lexical, rarest 2 + anchor-word query", {"mode": "lexical",
                                                       "anchor_word_query": True}),
+    Variant("hybrid, classic RRF (sum, equal weights)", {"mode": "hybrid", "fusion": "sum",
+                                                         "lexical_weight": 1.0}),
+    Variant("hybrid, sum, lexical weight 3", {"mode": "hybrid", "fusion": "sum",
+                                              "lexical_weight": 3.0}),
+    Variant("hybrid, max, equal weights", {"mode": "hybrid", "lexical_weight": 1.0}),
+    Variant("hybrid, max, lexical weight 3", {"mode": "hybrid", "lexical_weight": 3.0}),
     Variant("hybrid, whole window", {"mode": "hybrid", "lexical_terms": None}),
     Variant("hybrid, rarest 1", {"mode": "hybrid", "lexical_terms": 1}),
-    Variant("hybrid, rarest 3", {"mode": "hybrid", "lexical_terms": 3}),
-    Variant("hybrid, lexical weight 1.5", {"mode": "hybrid", "lexical_weight": 1.5}),
-    Variant("hybrid, lexical weight 2", {"mode": "hybrid", "lexical_weight": 2.0}),
-    Variant("hybrid, lexical weight 3", {"mode": "hybrid", "lexical_weight": 3.0}),
-    Variant("hybrid, rrf_k 10", {"mode": "hybrid", "rrf_k": 10.0}),
     Variant("hybrid, no per-doc/dup limits", {"mode": "hybrid", "per_doc": None,
                                               "dedup_cosine": None}),
     Variant("hybrid, depth 64", {"mode": "hybrid", "depth": 64}),
@@ -456,13 +471,14 @@ def build_index(uri: str, pool: Pool, params: IndexParams) -> tuple[VectorIndex,
         ["shard_key"]))
     t_build = time.perf_counter() - start
     out = {"build_s": t_build, "build_vector_s": r1.vector_s, "build_fts_s": r1.fts_s,
-           "index": r1.index}
+           "build_terms_s": r1.terms_s, "index": r1.index}
     if len(keys) > 1:
         start = time.perf_counter()
         r2 = index.sync({k: "v1" for k in keys}, lambda k: pool.shards[k].drop_columns(
             ["shard_key"]))
         out.update({"add_s": time.perf_counter() - start, "add_vector_s": r2.vector_s,
-                    "add_fts_s": r2.fts_s, "added_rows": pool.shards[keys[-1]].num_rows,
+                    "add_fts_s": r2.fts_s, "add_terms_s": r2.terms_s,
+                    "added_rows": pool.shards[keys[-1]].num_rows,
                     "index": r2.index})
     if params.fts:
         start = time.perf_counter()

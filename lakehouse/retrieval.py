@@ -3,9 +3,18 @@
 Dense search alone loses the dependencies worth keeping: a sentence embedding of a window
 holding an invented name, a code or a date is close to every window of the same kind, so in
 a pool of same-topic documents the true source ranks among look-alikes. A lexical (BM25)
-query of the same window matches the name itself. ``mode: hybrid`` (the default, see
-bench.retrieval) runs both over the same table and fuses the two ranked lists by reciprocal
-rank, which needs no score calibration between cosine and BM25.
+query matches the name itself, but not a query of the whole window: in prose every word of
+the window except the entity recurs in the look-alikes of its template (they repeat the
+sentence with another name), and they outscore the source, which shares only the name. So
+the lexical query is the window's ``lexical_terms`` rarest words by pool document frequency
+(the index keeps them per shard), which in such a window are the entity's.
+
+``mode: hybrid`` (the default) runs both sides over the same table and fuses their ranked
+lists by reciprocal rank, which needs no calibration between cosine and BM25. A chunk's
+fused score is its best side's (``fusion: max``), lexical ranks weighted up: classic RRF
+sums the sides and so rewards what both find, here the look-alikes (near the query in
+vector space and sharing its template words), over the source that only the name finds.
+bench.retrieval measures every choice on a planted pool up to 100K chunks.
 
 Candidates are then made to count:
 
@@ -50,8 +59,11 @@ class RetrievalSettings(BaseModel):
     mode: Mode = "hybrid"  # dense (MiniLM cosine) | lexical (BM25) | hybrid (both, fused)
     depth: int = Field(32, gt=0)  # hits fetched per side before exclusion and fusion (the
     # root's own chunk count is added, so its chunks cannot crowd the list out)
-    rrf_k: float = Field(60.0, gt=0)  # hybrid: a hit at rank r adds w / (rrf_k + r)
-    lexical_weight: float = Field(1.0, gt=0)  # hybrid: w of the lexical lists (dense: 1)
+    rrf_k: float = Field(60.0, gt=0)  # hybrid: a hit at rank r scores w / (rrf_k + r)
+    lexical_weight: float = Field(1.5, gt=0)  # hybrid: w of the lexical lists (dense: 1);
+    # 1.5 puts lexical ranks up to ~30 before the best dense hit
+    fusion: Literal["max", "sum"] = "max"  # hybrid: a chunk's score is its best side's
+    # (max) or the sum over sides (sum, classic RRF; rewards look-alikes both sides find)
     per_doc: int | None = Field(1, gt=0)  # candidates from one pool document per anchor
     # (None: no limit)
     dedup_cosine: float | None = Field(0.95, gt=0, le=1)  # a candidate this close to a
@@ -97,7 +109,7 @@ def filter_hits(root_doc_id: str, hits: Hits, root_vectors: np.ndarray, k: int,
     ``select`` does with ``per_doc=None, dedup_cosine=None``.)
     """
     return select(root_doc_id, {"dense": hits}, root_vectors, None, k, near_dup_cosine,
-                  per_doc=None, dedup_cosine=None)
+                  per_doc=None, dedup_cosine=None)  # one list: fusion keeps its order
 
 
 def _excluded(root_doc_id: str, hits: Hits, root_vectors: np.ndarray, near_dup_cosine: float
@@ -121,14 +133,16 @@ def _excluded(root_doc_id: str, hits: Hits, root_vectors: np.ndarray, near_dup_c
 def select(root_doc_id: str, sides: dict[str, Hits], root_vectors: np.ndarray,
            query_vector: np.ndarray | None, k: int, near_dup_cosine: float,
            per_doc: int | None = 1, dedup_cosine: float | None = 0.95, rrf_k: float = 60.0,
-           lexical_weight: float = 1.0) -> Filtered:
+           lexical_weight: float = 1.5, fusion: str = "max") -> Filtered:
     """The ``k`` candidates of one anchor from the ranked hit lists of each side.
 
     ``sides`` maps a side name to its hits, best first: ``dense``, and ``lexical`` or several
     lexical lists (names starting with ``lexical``, e.g. the window and the anchor word).
     The root's chunks and near-copies are removed from every list first; the lists are then
-    fused by reciprocal rank (score = sum over lists of w / (rrf_k + rank among eligible
-    hits), w = ``lexical_weight`` for lexical lists, 1 for dense; one list keeps its order);
+    fused by reciprocal rank: each list gives a hit w / (rrf_k + rank among its eligible
+    hits), w = ``lexical_weight`` for lexical lists and 1 for dense, and a chunk's score is
+    the best of these (``fusion="max"``) or their sum (``"sum"``, classic RRF); one list
+    keeps its order;
     the fused list is walked best first, dropping a hit past ``per_doc`` chunks of its
     document, or within ``dedup_cosine`` of a kept one.
     Ties are broken by chunk id. ``score`` is the cosine of query and chunk (NaN without a
@@ -146,7 +160,9 @@ def select(root_doc_id: str, sides: dict[str, Hits], root_vectors: np.ndarray,
         weight = 1.0 if side == "dense" else lexical_weight
         for rank, i in enumerate(keep, start=1):
             cid = hits.chunk_ids[i]
-            fused[cid] = fused.get(cid, 0.0) + weight / (rrf_k + rank)
+            score = weight / (rrf_k + rank)
+            fused[cid] = fused.get(cid, 0.0) + score if fusion == "sum" else max(
+                fused.get(cid, 0.0), score)
             row = info.setdefault(cid, {"doc": hits.doc_ids[i], "vec": hits.vectors[i]
                                         if hits.vectors.shape[1] else None, "sides": set()})
             row["sides"].add(side)
@@ -303,7 +319,7 @@ def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa
         root_vecs = own_vecs[own_by_doc.get(doc_ids[a], [])]
         f = select(doc_ids[a], sides, root_vecs, qvec, settings.k, settings.near_dup_cosine,
                    settings.per_doc, settings.dedup_cosine, settings.rrf_k,
-                   settings.lexical_weight)
+                   settings.lexical_weight, settings.fusion)
         per_anchor.append((a, f))
         for key in counts:
             counts[key] += getattr(f, key)

@@ -179,6 +179,7 @@ class SyncReport:
     without_text: list[str] = field(default_factory=list)  # shards whose load gave no text
     vector_s: float = 0.0  # seconds spent on the vector index (training or merging)
     fts_s: float = 0.0  # seconds spent on the full-text index
+    terms_s: float = 0.0  # seconds spent counting and storing document frequencies
 
 
 @dataclass
@@ -294,9 +295,13 @@ class VectorIndex:
                 table.add(data.select(index_schema(self.dim).names).cast(
                     index_schema(self.dim)))
             if terms is not None:
+                start = time.perf_counter()
                 self._put_terms(terms, key, sha, data)
+                report.terms_s += time.perf_counter() - start
         if terms is not None:
+            start = time.perf_counter()
             self._repair_terms(terms, wanted, load)
+            report.terms_s += time.perf_counter() - start
         report.rows = table.count_rows()
         changed = bool(report.added or report.replaced or report.removed)
         start = time.perf_counter()
@@ -305,9 +310,11 @@ class VectorIndex:
         report.vector_s = time.perf_counter() - start
         start = time.perf_counter()
         report.fts = self._maintain_fts(table, changed)
-        if terms is not None and changed:
-            self._maintain_terms(terms)
         report.fts_s = time.perf_counter() - start
+        if terms is not None and changed:
+            start = time.perf_counter()
+            self._maintain_terms(terms)
+            report.terms_s += time.perf_counter() - start
         self._exact_cache = None
         self._df_cache = None
         return report

@@ -141,16 +141,23 @@ def test_fusion_counts_each_side_and_excludes_the_root_from_both():
                   np.vstack([v[4], v[0], v[1], v[4]]))
     lexical = _hits(["z:0", "root:0", "y:0"], ["z", "root", "y"], np.vstack([v[2], v[4], v[1]]),
                     np.array([9.0, 7.0, 3.0], np.float32))
-    f = select("root", {"dense": dense, "lexical": lexical}, root_vecs, v[0], k=8,
-               near_dup_cosine=0.95)
+    sides = {"dense": dense, "lexical": lexical}
+    f = select("root", sides, root_vecs, v[0], k=8, near_dup_cosine=0.95)
     by = {c.chunk_id: c for c in f.candidates}
     assert set(by) == {"x:0", "y:0", "z:0"}
     assert (f.excluded_self, f.excluded_near_dup) == (1, 1)  # root:0 counted once
-    # y is 2nd on both sides (after exclusion): 2/(60+2) beats 1/(60+1)
-    assert f.candidates[0].chunk_id == "y:0" and by["y:0"].found_by == "both"
+    # default: a chunk's best side counts, lexical ranks weighted 1.5 (z: 1.5/61, y: 1.5/62,
+    # x: 1/61), so being found by both sides earns nothing
+    assert [c.chunk_id for c in f.candidates] == ["z:0", "y:0", "x:0"]
+    assert by["y:0"].found_by == "both"
     assert (by["y:0"].dense_rank, by["y:0"].lexical_rank, by["y:0"].bm25) == (2, 2, 3.0)
     assert by["z:0"].found_by == "lexical" and by["z:0"].dense_rank is None
     assert np.isclose(by["z:0"].score, float(v[0] @ v[2]))  # cosine from the hit's vector
+    # classic RRF sums the sides: y, 2nd on both (2/62), beats either side's first (1/61)
+    summed = select("root", sides, root_vecs, v[0], k=8, near_dup_cosine=0.95,
+                    lexical_weight=1.0, fusion="sum")
+    assert [c.chunk_id for c in summed.candidates] == ["y:0", "x:0", "z:0"]
+    assert np.isclose(summed.candidates[0].fused, 2 / 62)
 
 
 def test_anchor_word_and_lexical_queries():

@@ -10,6 +10,8 @@ import pytest
 from lakehouse.retrieval import filter_hits
 from lakehouse.vector_index import ANN_KINDS, Hits, IndexParams, VectorIndex, ann_plan
 
+pytest_plugins = ("tests.object_store",)  # the s3_server and s3_bucket fixtures
+
 DIM = 16
 
 
@@ -256,3 +258,24 @@ def test_document_frequencies_follow_the_shards_and_are_repaired(tmp_path):
     index.db.open_table("terms").delete("shard_key = 'c/b'")
     index.sync({"c/b": "v1"}, shards.__getitem__)
     assert index.document_frequency(["z"]) == ({"z": 4}, 6)
+
+
+def test_both_indexes_on_the_object_store(s3_bucket):
+    from lakehouse.object_store import lance_storage_options
+
+    rng = np.random.default_rng(9)
+    va, vb = _unit(rng.normal(size=(12, DIM))), _unit(rng.normal(size=(8, DIM)))
+    shards = {"c/a": _shard("a", va, texts=_texts(12, "a", {4: "Quorvath Elindsey led."})),
+              "c/b": _shard("b", vb, texts=_texts(8, "b", {2: "Permit BX-4411 was stamped."}))}
+    uri = f"{s3_bucket.url}/lake/lancedb"
+    index = VectorIndex(uri, DIM, storage_options=lance_storage_options(uri))
+    assert index.sync({"c/a": "v1"}, shards.__getitem__).fts == "built"
+    assert _lexical_ids(index, "Quorvath") == ["a:4"]
+    report = index.sync({"c/a": "v1", "c/b": "v1"}, shards.__getitem__)
+    assert (report.added, report.fts) == (["c/b"], "merged")
+    (hits,) = index.search_lexical(["BX-4411"], 3)
+    assert hits.chunk_ids == ["b:2"] and np.allclose(hits.vectors[0], vb[2], atol=1e-6)
+    assert index.document_frequency(["quorvath", "4411"]) == ({"quorvath": 1, "4411": 1}, 20)
+    index.sync({"c/b": "v1"}, shards.__getitem__)
+    assert _lexical_ids(index, "Quorvath") == [] and index.search(vb[2:3], k=1)[0].chunk_ids == [
+        "b:2"]
