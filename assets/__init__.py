@@ -6,6 +6,7 @@ from assets import (  # noqa: F401
     entropy,
     ingest,
     packing,
+    recurring,
     retrieval,
     token_weights,
     tokenize,

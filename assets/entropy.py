@@ -5,9 +5,11 @@ import numpy as np
 import pyarrow as pa
 
 from assets.common import image, load_configured_scorer
+from assets.recurring import recurring_set
 from lakehouse import tables
-from lakehouse.anchors import query_span, select_anchors, span_text
+from lakehouse.anchors import anchor_table
 from lakehouse.plots import histogram_png
+from lakehouse.recurring import recurring_masks
 from models.entropy_profiles import entropy_profiles as score_profiles
 from models.registry import resolve_scorer
 from models.scoring import max_entropy
@@ -57,44 +59,25 @@ def entropy_profiles(ctx: StageContext):
 
 
 @lake_asset(
-    partitions="root_shards", settings=["anchors"], group="entropy",
-    reads={"entropy_profiles": "shard", "tokenized_docs": "shard", "corpus_shards": "shard"},
+    partitions="root_shards", settings=["anchors", "recurring"], group="entropy",
+    reads={"entropy_profiles": "shard", "tokenized_docs": "shard", "corpus_shards": "shard",
+           "recurring_text": "all"},
     kinds=["parquet", "python"], automation=FOLLOW_INPUTS,
-    description="High-entropy positions (H > mean + alpha * std per document) with the text "
-                "of their retrieval query.",
+    description="Positions another document may explain, with the text of their retrieval "
+                "query: `anchors.rule` surprise (words whose summed gold NLL is above mean + "
+                "alpha * std of the document's words) or entropy (the paper's H > mean + "
+                "alpha * std); none inside text that recurs across documents.",
 )
 def anchors(ctx: StageContext):
-    cfg = ctx.settings.anchors
     prof = ctx.shard_table("entropy_profiles", ["doc_id", "entropy", "nll", "mean", "std"])
     toks = ctx.shard_table("tokenized_docs", ["doc_id", "char_start", "char_end"])
     docs = ctx.shard_table("corpus_shards", ["doc_id", "text"])
-    text_of = dict(zip(docs["doc_id"].to_pylist(), docs["text"].to_pylist(), strict=True))
-    offsets = {d: (np.asarray(s, np.int64), np.asarray(e, np.int64)) for d, s, e in zip(
-        toks["doc_id"].to_pylist(), toks["char_start"].to_pylist(),
-        toks["char_end"].to_pylist(), strict=True)}
-    rows: list[dict] = []
-    no_anchor_docs = 0
-    for doc_id, ent, nll, mean, std in zip(*(prof[c].to_pylist() for c in
-                                            ("doc_id", "entropy", "nll", "mean", "std")),
-                                           strict=True):
-        h = np.asarray(ent, dtype=np.float32)
-        g = np.asarray(nll, dtype=np.float32)
-        tau = mean + cfg.alpha * std  # from the fp32 statistics, not the fp16 copy
-        positions = select_anchors(h, tau, cfg.max_per_doc)
-        no_anchor_docs += positions.size == 0
-        starts, ends = offsets[doc_id]
-        for t in positions:
-            lo, hi = query_span(int(t), len(h), cfg.query_window, cfg.query_mode)
-            rows.append({"doc_id": doc_id, "position": int(t), "entropy": float(h[t]),
-                         "nll": float(g[t]), "threshold": tau, "query_mode": cfg.query_mode,
-                         "query_start": lo, "query_end": hi,
-                         "query": span_text(text_of[doc_id], starts, ends, lo, hi)})
-    path = ctx.write_shard(tables.from_rows(rows, tables.ANCHORS))
-    n_docs = prof.num_rows
-    ctx.log.info(f"{ctx.partition_key}: {len(rows)} anchors in {n_docs} docs "
-                 f"({no_anchor_docs} docs without any)")
+    texts = dict(zip(docs["doc_id"].to_pylist(), docs["text"].to_pylist(), strict=True))
+    masks = recurring_masks(toks, texts, recurring_set(ctx), ctx.settings.recurring)
+    table, stats = anchor_table(prof, toks, texts, masks, ctx.settings.anchors)
+    path = ctx.write_shard(table)
+    ctx.log.info(f"{ctx.partition_key}: {table.num_rows} anchors in {prof.num_rows} docs, "
+                 f"{stats.get('anchors_per_1k_tokens', 0):.1f} per 1K tokens")
     return dg.MaterializeResult(metadata={
-        "anchors": len(rows), "docs": n_docs, "docs_without_anchors": int(no_anchor_docs),
-        "anchors_per_doc": len(rows) / n_docs if n_docs else 0.0, "alpha": cfg.alpha,
-        "query_mode": cfg.query_mode, "dagster/row_count": len(rows),
-        "path": dg.MetadataValue.path(path)})
+        **{k: v for k, v in stats.items() if isinstance(v, int | float | str)},
+        "dagster/row_count": table.num_rows, "path": dg.MetadataValue.path(path)})

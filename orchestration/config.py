@@ -16,7 +16,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lakehouse.anchors import AnchorSettings
 from lakehouse.corpora import CorpusSpec
+from lakehouse.dependencies import DecisionSettings
+from lakehouse.recurring import RecurringSettings
 from lakehouse.retrieval import RetrievalSettings
 from lakehouse.storage import Lake, is_url
 from lakehouse.vector_index import IndexSettings
@@ -70,23 +73,16 @@ class ScoringSettings(_Strict):
     dtype: Literal["float32", "bfloat16"] = "float32"  # weights; reductions are always fp32
 
 
-class AnchorSettings(_Strict):
-    alpha: float = 2.0  # tau = mean + alpha * std per document
-    max_per_doc: int | None = Field(None, gt=0)  # keep the highest-entropy ones
-    query_window: int = Field(16, gt=0)  # w: tokens each side of the anchor
-    query_mode: Literal["symmetric", "prefix"] = "symmetric"
-
-
 class ChunkSettings(_Strict):
     size: int = Field(256, gt=0)  # tokens per chunk at most
     min_size: int | None = Field(None, ge=0)  # default size // 2
 
 
-class VerificationSettings(_Strict):
-    mode: Literal["on", "off"] = "on"  # off: keep candidates unverified (the paper's ablation)
-    epsilon: float = Field(0.4, ge=0)  # keep a chunk when dI > epsilon
-    correctness_aware: bool = False  # also require the gold token's NLL to fall
-    off_keep_top: int = Field(1, gt=0)  # with mode off: candidates kept per anchor, by rank
+class VerificationSettings(DecisionSettings):
+    """The decision (lakehouse.dependencies.DecisionSettings) and where each (document,
+    chunk) pass reads H' (models.verification.VerifySettings.positions)."""
+
+    positions: Literal["all", "anchors"] = "all"  # all: every scored position of the root
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -216,6 +212,7 @@ class PipelineConfig(_Strict):
     models: ModelsConfig = ModelsConfig()
     ingest: IngestConfig = IngestConfig()
     scoring: ScoringSettings = ScoringSettings()
+    recurring: RecurringSettings = RecurringSettings()
     anchors: AnchorSettings = AnchorSettings()
     chunking: ChunkSettings = ChunkSettings()
     index: IndexSettings = IndexSettings()

@@ -29,8 +29,12 @@ class Stage:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("ingest_shard", ("corpus_shards", "tokenized_docs", "chunks", "chunk_embeddings"),
-          SHARDS_PARTITION_NAME, "Ingest, tokenize, chunk and embed one shard."),
+    Stage("ingest_shard", ("corpus_shards", "unit_counts", "tokenized_docs", "chunks",
+                           "chunk_embeddings"),
+          SHARDS_PARTITION_NAME, "Ingest, count sentences and words, tokenize, chunk and "
+                                 "embed one shard."),
+    Stage("count_recurring", ("recurring_text",), None,
+          "Sentences recurring across documents and word document frequencies, lake-wide."),
     Stage("score_roots", ("entropy_profiles", "anchors"), ROOT_SHARDS_PARTITION_NAME,
           "Entropy profiles and anchors of one root shard (GPU)."),
     Stage("build_index", ("vector_index",), None,
@@ -46,7 +50,8 @@ STAGES: tuple[Stage, ...] = (
           "Train one configured run and evaluate it (GPU)."),
     Stage("refresh_catalog", ("stats_catalog",), None, "Rebuild the DuckDB catalog."),
 )
-DATA_STAGES = ("ingest_shard", "score_roots", "build_index", "verify_roots", "pack")
+DATA_STAGES = ("ingest_shard", "count_recurring", "score_roots", "build_index",
+               "verify_roots", "pack")
 TRAIN_STAGES = ("weigh_tokens", "train", "refresh_catalog")
 
 

@@ -129,7 +129,10 @@ def tiny_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                         # a random model's entropies pile up below ln V, so alpha 2 may keep
                         # nothing; the mechanics need some anchors
                         anchors={"alpha": 1.0},
-                        verification={"epsilon": 0.0}, packing={"target_length": 8192},
+                        # a random model explains no word: the paper's dI rule at epsilon 0
+                        # keeps what lowers entropy at all, so packing has units to pack
+                        verification={"rule": "delta_i", "epsilon": 0.0},
+                        packing={"target_length": 8192},
                         token_weighting={"n": 128},
                         training={"model": "tiny:2x32", "steps": 3, "lr": 1e-3,
                                   "warmup_steps": 0, "zero_stage": 0, "checkpoint_every": 2,

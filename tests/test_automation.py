@@ -180,7 +180,7 @@ def test_a_new_shard_flows_through_every_stage_by_automation(tmp_path, monkeypat
                           models={"scorer": str(scorer)},
                           scoring={"window": 0, "overlap": 64, "token_budget": 2048},
                           chunking={"size": 48}, anchors={"alpha": 1.0},
-                          retrieval={"k": 2}, verification={"epsilon": 0.0})
+                          retrieval={"k": 2}, verification={"rule": "delta_i", "epsilon": 0.0})
     monkeypatch.setenv("ELONG_CONFIG", str(config))
     with _instance(storage, request, tmp_path) as instance:
         _flow(instance, corpus, config)
@@ -202,9 +202,13 @@ def _flow(instance: dg.DagsterInstance, corpus: Path, config: Path) -> None:
     new = {a: {k: n - before[a].get(k, 0) for k, n in after[a].items()
                if n != before[a].get(k, 0)} for a in ALL_STAGES}
     # the new shard's own stages ran once; the old shard's did not re-run
-    for asset in ("corpus_shards", "tokenized_docs", "chunks", "chunk_embeddings",
-                  "entropy_profiles", "anchors"):
+    for asset in ("corpus_shards", "unit_counts", "tokenized_docs", "chunks",
+                  "chunk_embeddings", "entropy_profiles"):
         assert new[asset] == {"logs/part-1": 1}, (asset, new[asset])
+    # the lake's recurring text was recounted with the new documents, so every root shard's
+    # anchors followed (an anchor is never placed in recurring text), once each
+    assert new["recurring_text"] == {None: 1}
+    assert new["anchors"] == {"logs/part-0": 1, "logs/part-1": 1}
     # the index took the new chunks, so every root shard's retrieval and verification
     # followed (old roots may now find the new shard's chunks), then packing and catalog.
     # (A new root shard's retrieval may run twice: once on its anchors, once after the index
@@ -219,7 +223,7 @@ def _flow(instance: dg.DagsterInstance, corpus: Path, config: Path) -> None:
     assert after["trained_model"] == {} and after["token_weights"] == {}
 
 
-ALL_STAGES = ["corpus_shards", "tokenized_docs", "chunks", "chunk_embeddings",
+ALL_STAGES = ["corpus_shards", "unit_counts", "recurring_text", "tokenized_docs", "chunks", "chunk_embeddings",
               "entropy_profiles", "anchors", "vector_index", "retrieval_candidates",
               "verified_dependencies", "packed_dataset", "baseline_dataset", "stats_catalog",
               "token_weights", "trained_model"]
