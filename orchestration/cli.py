@@ -148,14 +148,19 @@ def summary(catalog: str, lake: str | None = None) -> str:
                                 "FROM planted_dependency_quality ORDER BY level DESC, rule", lake)
     out += ["Planted dependencies found (ground truth vs what was kept):",
             _format_table(cols, rows), ""]
-    _, deps = query(catalog, "SELECT root_context, chunk_start, h, h_prime, delta_i, "
-                             "true_source FROM dependency_samples "
-                             "ORDER BY delta_i DESC, doc_id, position LIMIT 3", lake)
-    out.append("Three kept dependencies (highest dI):")
-    for i, (root, chunk, h, h2, di, true) in enumerate(deps, 1):
+    _, deps = query(catalog, "SELECT root_context, chunk_start, h_to_h_prime, delta_i, "
+                             "gain_nats, dependency_class, true_source "
+                             "FROM kept_dependency_samples WHERE per_root = 1 "
+                             "ORDER BY gain_nats DESC NULLS LAST, doc_id LIMIT 3", lake)
+    out.append("Three kept dependencies (the strongest of three roots; the judged words in "
+               "**bold**):")
+    for i, (root, chunk, hh, di, gain, cls, true) in enumerate(deps, 1):
+        truth = "" if true is None else f"; chunk from the true source: {true}"
         out += [f"  {i}. root:  {' '.join(root.split())}",
                 f"     chunk: {' '.join(chunk.split())}",
-                f"     H {h} -> H' {h2} (dI {di}); chunk from the true source: {true}"]
+                f"     H {hh} (dI {di}), {gain} nats of NLL removed, {cls}{truth}"]
+    if not deps:
+        out.append("  (none kept)")
     cols, rows = query(catalog, "SELECT * FROM packing_stats", lake)
     out += ["", "Packed datasets:", _format_table(cols, rows)]
     return "\n".join(out)
