@@ -274,6 +274,14 @@ def run_variant(prep: Prepared, variant: Variant, model, embedder) -> dict:
     # what dropping copies contributes, on the same passes
     kept_copies = decide(st.inputs, v.rows, v.passes,
                          variant.decision.model_copy(update={"copies": "keep"}), c.truth)[1]
+    # ... and the other parts, also on the same passes: rare words (document frequencies)
+    # and the recurring class; anchors inside recurring text (anchor stage only)
+    from dataclasses import replace
+
+    no_rare = decide(replace(st.inputs, doc_frequency={}), v.rows, v.passes,
+                     variant.decision, c.truth)[1]
+    no_recurring = decide(replace(st.inputs, recurring={}), v.rows, v.passes,
+                          variant.decision, c.truth)[1]
     offsets = {d: (prep.tokens[d][1], prep.tokens[d][2]) for d in c.roots}
     spans = planted_token_spans(c.truth, offsets)
     by_doc: dict[str, list[int]] = {}
@@ -291,7 +299,7 @@ def run_variant(prep: Prepared, variant: Variant, model, embedder) -> dict:
             "kept_to_true_source", "kept_to_other_root", "kept_to_other_document",
             "kept_rows_of_planted_roots", "copies_passed", "copies_kept", "rows",
             "verified", "span_rows", "pairs", "pairs_accepted", "mean_delta_i",
-            "mean_delta_i_verified", "too_long")
+            "mean_delta_i_verified", "too_long", "planted_spans", "planted_roots")
     out = {k: stats.get(k) for k in keys}
     out.update({
         "corpus": c.name, "variant": variant.name, "roots": len(c.roots),
@@ -304,6 +312,9 @@ def run_variant(prep: Prepared, variant: Variant, model, embedder) -> dict:
         "copies_keep_copies_passed": kept_copies.get("copies_passed"),
         "copies_keep_span_precision": kept_copies.get("planted_verified_span_precision"),
         "copies_keep_pair_precision": kept_copies.get("planted_verified_pair_precision"),
+        **{"no_rare_words_" + k[17:]: no_rare.get(k) for k in keys[:4]},
+        **{"no_recurring_class_" + k[17:]: no_recurring.get(k) for k in keys[:4]},
+        "no_recurring_class_copies_passed": no_recurring.get("copies_passed"),
         "recurring_units": prep.recurring_stats["recurring_units"],
         "recurring_share": prep.recurring_stats["recurring_share"],
         **st.seconds, **prep.timings, "sample_markdown": stats["sample_markdown"]})

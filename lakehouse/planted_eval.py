@@ -154,14 +154,15 @@ def planted_quality(truth: Sequence[Mapping], offsets: Mapping[str, tuple[np.nda
 
     Two rules side by side (the verified flag, and the paper's ablation: the top ``top``
     candidates per anchor kept unverified) at two levels (planted spans, and (root, chunk
-    document) pairs), as in the catalog view `planted_dependency_quality`. Only roots among
-    the rows are judged; empty when none of them has ground truth.
+    document) pairs), as in the catalog view `planted_dependency_quality`. The roots judged
+    are those of ``offsets`` (the documents of the shard, with or without rows: a root that
+    kept nothing counts against recall); empty when none of them has ground truth.
     """
-    roots = {r["doc_id"] for r in rows}
+    roots = set(offsets)
     truth = [t for t in truth if t["root_doc_id"] in roots]
     if not truth:
         return {}
-    spans = planted_token_spans(truth, {d: offsets[d] for d in roots if d in offsets})
+    spans = planted_token_spans(truth, offsets)
     pairs = {(t["root_doc_id"], t["source_doc_id"]) for t in truth}
     out: dict = {"planted_spans": len(spans), "planted_roots": len({t["root_doc_id"]
                                                                       for t in truth})}

@@ -222,3 +222,17 @@ def test_an_accepted_pass_also_keeps_weaker_entities_of_the_same_chunk():
         assert not [r for r in out if r["chunk_id"] == "look" and r["verified"]]
     finally:
         NLL = saved
+
+
+def test_planted_quality_counts_a_root_that_kept_nothing_against_recall():
+    from lakehouse.planted_eval import planted_quality
+
+    truth = [{"root_doc_id": r, "source_doc_id": "S" + r, "kind": "person", "surface": "x",
+              "char_start": 0, "char_end": 2} for r in ("a", "b")]
+    offsets = {r: (np.array([0, 2]), np.array([2, 4])) for r in ("a", "b")}
+    rows = [{"doc_id": "a", "position": 0, "chunk_doc_id": "Sa", "rank": 1, "verified": True,
+             "mode": "on", "origin": "anchor"}]
+    q = planted_quality(truth, offsets, rows, 1)
+    assert q["planted_verified_span_recall"] == 0.5 and q["planted_verified_pair_recall"] == 0.5
+    assert q["planted_roots"] == 2
+    assert planted_quality(truth, {"c": offsets["a"]}, rows, 1) == {}  # no root of its own
