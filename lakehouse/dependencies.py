@@ -394,8 +394,10 @@ def _mark(text: str, starts: np.ndarray, ends: np.ndarray, a: int, b: int,
 def sample_markdown(rows: Sequence[Mapping], inp: DecideInputs,
                     truth: Sequence[Mapping] | None, limit: int) -> str:
     """A Markdown table of up to ``limit`` kept rows: the root around the anchor (entity in
-    bold), the start of the chunk, H -> H', dI, nats gained, class; for planted corpora
-    whether the chunk is the root's true source. Rows of distinct documents first."""
+    bold), the start of the chunk, H -> H' and NLL -> NLL' at the row's token, dI, nats
+    gained over the entity, class; for planted corpora whether the chunk is the root's true
+    source. Rows of distinct documents first. (At a name's head token H' can exceed H while
+    NLL falls: the model, now expecting the name, is unsure how it continues.)"""
     kept = [r for r in rows if r["verified"]]
     kept.sort(key=lambda r: (-(r["gain"] or 0.0), r["doc_id"], r["position"]))
     seen: set[str] = set()
@@ -404,8 +406,9 @@ def sample_markdown(rows: Sequence[Mapping], inp: DecideInputs,
     sources = {}
     for t in truth or ():
         sources.setdefault(t["root_doc_id"], set()).add(t["source_doc_id"])
-    head = "| root around the anchor | chunk starts | H -> H' | dI | gain (nats) | class |"
-    sep = "|---|---|---|---|---|---|"
+    head = ("| root around the anchor | chunk starts | H -> H' | NLL -> NLL' | dI | gain (nats) "
+            "| class |")
+    sep = "|---|---|---|---|---|---|---|"
     if truth:
         head += " true source |"
         sep += "---|"
@@ -419,8 +422,9 @@ def sample_markdown(rows: Sequence[Mapping], inp: DecideInputs,
         def f(x: float | None) -> str:
             return "nan" if x is None else f"{x:.2f}"
 
-        line = (f"| {ctx} | {chunk}… | {f(r['h'])} -> {f(r['h_prime'])} | {f(r['delta_i'])} "
-                f"| {f(r['gain'])} | {r['dependency_class']} |")
+        line = (f"| {ctx} | {chunk}… | {f(r['h'])} -> {f(r['h_prime'])} | {f(r['nll'])} -> "
+                f"{f(r['nll_prime'])} | {f(r['delta_i'])} | {f(r['gain'])} "
+                f"| {r['dependency_class']} |")
         if truth:
             if r["doc_id"] not in sources:
                 line += " n/a |"
