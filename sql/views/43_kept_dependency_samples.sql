@@ -18,8 +18,8 @@ SELECT k.corpus, k.doc_id, k.position, k.chunk_doc_id, k.chunk_id, k.rule, k.ori
                || '**' || substring(d.text, k.c0 + 1, k.c1 - k.c0) || '**'
                || substring(d.text, k.c1 + 1, 60) || '…', chr(10), ' ') AS root_context,
        replace(substring(c.text, 1, 80), chr(10), ' ') || '…' AS chunk_start,
-       round(k.h, 2) || ' -> ' || round(k.h_prime, 2) AS h_to_h_prime,
-       round(k.delta_i, 2) AS delta_i, round(k.gain, 2) AS gain_nats,
+       round(k.h::DOUBLE, 2) || ' -> ' || round(k.h_prime::DOUBLE, 2) AS h_to_h_prime,
+       round(k.delta_i::DOUBLE, 2) AS delta_i, round(k.gain::DOUBLE, 2) AS gain_nats,
        k.dependency_class,
        CASE WHEN r.root_doc_id IS NULL THEN NULL ELSE tr.root_doc_id IS NOT NULL END
          AS true_source,
