@@ -174,6 +174,7 @@ class Pool:
     anchors: pa.Table  # oracle anchors: doc_id, position, query, anchor_word, source_doc_id
     query_vectors: np.ndarray
     own: pa.Table  # the roots' own chunks (doc_id, vector)
+    root_texts: dict[str, str] = field(default_factory=dict)
     shards: dict[str, pa.Table] = field(default_factory=dict)
     embed_s: float = 0.0  # seconds spent embedding (0 when all came from the cache)
     cached: int = 0  # chunks whose embeddings came from the cache
@@ -282,6 +283,7 @@ class PoolChunks:
     shards: dict[str, list[dict]]  # shard key -> rows (chunk_id, doc_id, corpus, text, role)
     truth: list[dict]
     anchors: pa.Table
+    root_texts: dict[str, str]  # doc_id -> text of each root
 
 
 def pool_chunks(spec: PoolSpec, tokenizer) -> PoolChunks:
@@ -319,7 +321,9 @@ def pool_chunks(spec: PoolSpec, tokenizer) -> PoolChunks:
         shards[f"{LOOKALIKE_CORPUS}/{b:03d}"] = brows
         total += len(brows)
         b += 1
-    return PoolChunks(shards, truth, oracle_anchors(truth, offsets, spec.window))
+    roots = {t["root_doc_id"] for t in truth}
+    return PoolChunks(shards, truth, oracle_anchors(truth, offsets, spec.window),
+                      {d: offsets[d][0] for d in sorted(roots)})
 
 
 def planted_pool(spec: PoolSpec, tokenizer, embed: Callable[[list[str]], np.ndarray],
@@ -338,7 +342,8 @@ def planted_pool(spec: PoolSpec, tokenizer, embed: Callable[[list[str]], np.ndar
     roots = {t["root_doc_id"] for t in pc_.truth}
     own = chunks.filter(pa.array([d in roots for d in chunks["doc_id"].to_pylist()])).select(
         ["doc_id", "vector"])
-    return Pool(chunks, pc_.truth, pc_.anchors, qvecs, own, shards, embed_s + secs, cached)
+    return Pool(chunks, pc_.truth, pc_.anchors, qvecs, own, pc_.root_texts, shards,
+                embed_s + secs, cached)
 
 
 def recall(candidates: pa.Table, anchors: pa.Table) -> tuple[float, float]:
@@ -365,7 +370,7 @@ class Variant:
 
 BEFORE = Variant("dense, before (no per-doc/dup limits)",
                  {"mode": "dense", "per_doc": None, "dedup_cosine": None, "depth": 16})
-# (depth 16 = 2K: the hits the retrieval asset fetched before, plus the root's chunk count)
+# (depth 16 = 2K, as the retrieval asset fetched before, plus the root's chunk count)
 MODES = [BEFORE, Variant("dense", {"mode": "dense"}), Variant("lexical", {"mode": "lexical"}),
          Variant("hybrid", {"mode": "hybrid"})]
 QUERY_VARIANTS = [
@@ -390,8 +395,11 @@ QUERY_VARIANTS = [
     Variant("hybrid, max, lexical weight 3", {"mode": "hybrid", "lexical_weight": 3.0}),
     Variant("hybrid, whole window", {"mode": "hybrid", "lexical_terms": None}),
     Variant("hybrid, rarest 1", {"mode": "hybrid", "lexical_terms": 1}),
+    Variant("lexical, + root's 4 rarest words x0.5", {"mode": "lexical", "context_terms": 4}),
+    Variant("hybrid, + root's 4 rarest words x0.5", {"mode": "hybrid", "context_terms": 4}),
     Variant("hybrid, no per-doc/dup limits", {"mode": "hybrid", "per_doc": None,
                                               "dedup_cosine": None}),
+    Variant("hybrid, depth 32", {"mode": "hybrid", "depth": 32}),
     Variant("hybrid, depth 64", {"mode": "hybrid", "depth": 64}),
 ]
 
@@ -402,12 +410,13 @@ def _timed_retrieve(pool: Pool, index: VectorIndex, settings, repeats: int = 3):
     from lakehouse.retrieval import retrieve
 
     anchors = pool.anchors.select(["doc_id", "position", "query", "anchor_word"])
-    table, stats = retrieve(anchors, pool.query_vectors, pool.own, index, settings)
+    table, stats = retrieve(anchors, pool.query_vectors, pool.own, index, settings,
+                            pool.root_texts)
     quiet = settings.model_copy(update={"sample_queries": 0})
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        retrieve(anchors, pool.query_vectors, pool.own, index, quiet)
+        retrieve(anchors, pool.query_vectors, pool.own, index, quiet, pool.root_texts)
         best = min(best, time.perf_counter() - start)
     return table, stats, pool.anchors.num_rows / best
 

@@ -57,11 +57,11 @@ class RetrievalSettings(BaseModel):
     # are excluded
     batch_size: int = Field(256, gt=0)  # queries per embedding / dense search batch
     mode: Mode = "hybrid"  # dense (MiniLM cosine) | lexical (BM25) | hybrid (both, fused)
-    depth: int = Field(32, gt=0)  # hits fetched per side before exclusion and fusion (the
+    depth: int = Field(16, gt=0)  # hits fetched per side before exclusion and fusion (the
     # root's own chunk count is added, so its chunks cannot crowd the list out)
     rrf_k: float = Field(60.0, gt=0)  # hybrid: a hit at rank r scores w / (rrf_k + r)
     lexical_weight: float = Field(1.5, gt=0)  # hybrid: w of the lexical lists (dense: 1);
-    # 1.5 puts lexical ranks up to ~30 before the best dense hit
+    # 1.5 puts lexical ranks up to 30 before the best dense hit
     fusion: Literal["max", "sum"] = "max"  # hybrid: a chunk's score is its best side's
     # (max) or the sum over sides (sum, classic RRF; rewards look-alikes both sides find)
     per_doc: int | None = Field(1, gt=0)  # candidates from one pool document per anchor
@@ -75,6 +75,9 @@ class RetrievalSettings(BaseModel):
     # (0: the window text alone)
     anchor_word_query: bool = False  # lexical: also one query of the anchor's word alone,
     # fused as a third list
+    context_terms: int = Field(0, ge=0)  # lexical: the root document's this many rarest words
+    # join every query of its anchors (0: off; needs retrieve(root_texts=...))
+    context_weight: float = Field(0.5, gt=0)  # lexical: weight of those words
     sample_queries: int = Field(8, ge=0)  # queries shown in the Markdown sample
 
 
@@ -238,17 +241,20 @@ def rarest_terms(query: str, df: Mapping[str, int], n: int) -> str:
 
 
 def lexical_queries(query: str, word: str, settings: RetrievalSettings,
-                    df: Mapping[str, int] | None = None) -> dict[str, LexicalQuery]:
+                    df: Mapping[str, int] | None = None, context: str = ""
+                    ) -> dict[str, LexicalQuery]:
     """The lexical query lists of one anchor: the window (its ``lexical_terms`` rarest words
-    when set, by ``df``), with the anchor's word boosted when ``anchor_boost`` > 0, and, with
-    ``anchor_word_query``, a list of the anchor's word alone."""
+    when set, by ``df``), with the anchor's word boosted when ``anchor_boost`` > 0 and the
+    root's ``context`` words at ``context_weight``, and, with ``anchor_word_query``, a list
+    of the anchor's word alone."""
     text = query if settings.lexical_terms is None else rarest_terms(
         query, df or {}, settings.lexical_terms)
-    out: dict[str, LexicalQuery] = {}
+    clauses = [(text, 1.0)]
     if settings.anchor_boost > 0 and word:
-        out["lexical"] = [(text, 1.0), (word, settings.anchor_boost)]
-    else:
-        out["lexical"] = text
+        clauses.append((word, settings.anchor_boost))
+    if context:
+        clauses.append((context, settings.context_weight))
+    out: dict[str, LexicalQuery] = {"lexical": text if len(clauses) == 1 else clauses}
     if settings.anchor_word_query and word:
         out["lexical_word"] = word
     return out
@@ -260,15 +266,29 @@ def _unique(keys: list) -> tuple[list, list[int]]:
     return list(first), idx
 
 
+def root_context(index: VectorIndex, doc_ids: list[str], root_texts: Mapping[str, str],
+                 n_terms: int) -> list[str]:
+    """Per anchor, its root's ``n_terms`` rarest words in the pool ("" with ``n_terms`` 0)."""
+    if n_terms == 0:
+        return [""] * len(doc_ids)
+    roots = sorted(set(doc_ids))
+    words = {d: terms_of(root_texts.get(d, "")) for d in roots}
+    df, _ = index.document_frequency(sorted({w for ws in words.values() for w in ws}))
+    ctx = {d: rarest_terms(" ".join(words[d]), df, n_terms) for d in roots}
+    return [ctx[d] for d in doc_ids]
+
+
 def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa.Table,
-             index: VectorIndex, settings: RetrievalSettings) -> tuple[pa.Table, dict]:
+             index: VectorIndex, settings: RetrievalSettings,
+             root_texts: Mapping[str, str] | None = None) -> tuple[pa.Table, dict]:
     """Candidates of every anchor of one root shard (``tables.RETRIEVAL_CANDIDATES``).
 
     ``anchors``: ``doc_id``, ``position``, ``query`` and optionally ``anchor_word`` (see
     ``anchor_word``; used by ``anchor_boost`` and ``anchor_word_query``). ``query_vectors``:
     the unit-norm embedding of each anchor's query, row for row (may be None in lexical
     mode). ``own_chunks``: ``doc_id``, ``vector`` of the shard's own chunks (what counts as a
-    near-copy of a root). Each distinct query is searched once. Returns the table and its
+    near-copy of a root). ``root_texts`` (doc_id -> text) is read only with
+    ``context_terms`` > 0. Each distinct query is searched once. Returns the table and its
     statistics: counts, each drop reason, the share of anchors whose candidates came from the
     lexical side only / the dense side only / both, timings and a Markdown sample.
     """
@@ -276,6 +296,8 @@ def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa
     mode = settings.mode
     if mode != "lexical" and n and (query_vectors is None or len(query_vectors) != n):
         raise ValueError("query_vectors must have one row per anchor in dense/hybrid mode")
+    if settings.context_terms and mode != "dense" and root_texts is None:
+        raise ValueError("context_terms > 0 needs root_texts (doc_id -> text of each root)")
     doc_ids = anchors["doc_id"].to_pylist()
     positions = anchors["position"].to_pylist()
     queries = anchors["query"].to_pylist()
@@ -287,10 +309,12 @@ def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa
     fetch = settings.depth + longest_own
     stats: dict = {"mode": mode, "anchors": n, "k": settings.k, "depth": fetch}
 
+    contexts = root_context(index, doc_ids, root_texts, settings.context_terms) \
+        if mode != "dense" and root_texts else [""] * n
     # the two sides run at once: BLAS (dense) and LanceDB (lexical) both release the GIL
     with ThreadPoolExecutor(max_workers=1) as pool:
-        lexical_job = pool.submit(_lexical_side, index, queries, words, fetch, settings) \
-            if mode != "dense" and n else None
+        lexical_job = pool.submit(_lexical_side, index, queries, words, contexts, fetch,
+                                  settings) if mode != "dense" and n else None
         t0 = time.perf_counter()
         dense, dense_of = _dense_side(index, queries, query_vectors, fetch, settings) \
             if mode != "lexical" and n else ([], [])
@@ -360,16 +384,17 @@ def _dense_side(index: VectorIndex, queries: list[str], query_vectors: np.ndarra
     return index.search(qv, fetch, batch=settings.batch_size), of
 
 
-def _lexical_side(index: VectorIndex, queries: list[str], words: list[str], fetch: int,
-                  settings: RetrievalSettings) -> tuple[list[dict[str, Hits]], list[int], float]:
-    """BM25 hit lists of each distinct (query, anchor word), each anchor's row in them, and
-    the seconds it took."""
+def _lexical_side(index: VectorIndex, queries: list[str], words: list[str], contexts: list[str],
+                  fetch: int, settings: RetrievalSettings
+                  ) -> tuple[list[dict[str, Hits]], list[int], float]:
+    """BM25 hit lists of each distinct (query, anchor word, context), each anchor's row in
+    them, and the seconds it took."""
     t0 = time.perf_counter()
-    ukeys, of = _unique(list(zip(queries, words, strict=True)))
+    ukeys, of = _unique(list(zip(queries, words, contexts, strict=True)))
     df: dict[str, int] = {}
     if settings.lexical_terms is not None:
-        df, _ = index.document_frequency(sorted({t for q, _ in ukeys for t in terms_of(q)}))
-    per_key = [lexical_queries(q, w, settings, df) for q, w in ukeys]
+        df, _ = index.document_frequency(sorted({t for q, _, _ in ukeys for t in terms_of(q)}))
+    per_key = [lexical_queries(q, w, settings, df, c) for q, w, c in ukeys]
     lexical: list[dict[str, Hits]] = [{} for _ in ukeys]
     for name in sorted({name for lq in per_key for name in lq}):
         rows = [i for i, lq in enumerate(per_key) if name in lq]

@@ -218,6 +218,7 @@ class VectorIndex:
         self.db = lancedb.connect(uri, storage_options=self.storage_options)
         self._exact_cache: tuple[int, pa.Table, np.ndarray] | None = None
         self._df_cache: tuple[int, dict[str, int], int] | None = None
+        self._async = None  # (table version, AsyncTable) for lexical search
 
     def _table(self, create: bool = False):
         if TABLE in self.db.table_names():
@@ -317,6 +318,7 @@ class VectorIndex:
             report.terms_s += time.perf_counter() - start
         self._exact_cache = None
         self._df_cache = None
+        self._async = None
         return report
 
     # -- term statistics --------------------------------------------------------------------
@@ -460,17 +462,26 @@ class VectorIndex:
         empty = Hits([], [], np.zeros(0, np.float32), np.zeros((0, self.dim), np.float32))
         if table is None or not len(queries) or self._fts_index(table) is None:
             return [empty for _ in queries]
-        results, vectors = LOOP.run(self._lexical_async(list(queries), k, with_vectors))
+        results, vectors = LOOP.run(self._lexical_async(list(queries), k, with_vectors,
+                                                        table.version))
         return [self._lexical_hits(r, vectors) if r is not None else empty for r in results]
 
-    async def _lexical_async(self, queries: list[LexicalQuery], k: int, with_vectors: bool
+    async def _async_table(self, version: int):
+        """The table on LanceDB's async API, kept open between calls (a fresh connection
+        reloads the full-text index: half the speed) and reopened when its version moved."""
+        if self._async is None or self._async[0] != version:
+            db = await lancedb.connect_async(self.uri, storage_options=self.storage_options)
+            self._async = (version, await db.open_table(TABLE))
+        return self._async[1]
+
+    async def _lexical_async(self, queries: list[LexicalQuery], k: int, with_vectors: bool,
+                             version: int
                              ) -> tuple[list[pa.Table | None], dict[int, np.ndarray] | None]:
         """The BM25 hits of every query, then the vectors of all of them in one ``take``
         (reading them inside each full-text query halves its speed)."""
         from lancedb.query import BooleanQuery, MatchQuery, Occur
 
-        db = await lancedb.connect_async(self.uri, storage_options=self.storage_options)
-        table = await db.open_table(TABLE)
+        table = await self._async_table(version)
         gate = asyncio.Semaphore(self.params.fts_concurrency)
 
         async def one(q: LexicalQuery) -> pa.Table | None:

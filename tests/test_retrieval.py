@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
 from lakehouse import tables
 from lakehouse.retrieval import (
@@ -187,3 +188,14 @@ def test_anchor_word_query_is_a_third_list(tmp_path):
     word, _ = retrieve(anchors, qv, _no_own(), index,
                        RetrievalSettings(depth=16, anchor_word_query=True))
     assert "source:0" in word["chunk_id"].to_pylist()
+
+
+def test_root_context_carries_the_roots_entities_into_every_query(tmp_path):
+    index, qv = _pool(tmp_path)
+    anchors = _anchors(["the expedition was led by someone who measured"])
+    root = {"root": "In 1893 our guide, Quorvath Elindsey, came back from the ice."}
+    with pytest.raises(ValueError, match="root_texts"):
+        retrieve(anchors, qv, _no_own(), index, RetrievalSettings(context_terms=2))
+    table, _ = retrieve(anchors, qv, _no_own(), index, RetrievalSettings(context_terms=2),
+                        root_texts=root)
+    assert "source:0" in table["chunk_id"].to_pylist()
