@@ -58,3 +58,16 @@ def test_views_show_classes_and_the_kept_entity_in_context(tmp_path):
     mean, too_long = con.execute("SELECT mean_delta_i, too_long FROM dependency_stats"
                                  ).fetchone()
     assert np.isfinite(mean) and too_long == 1
+    # the "no verification" rule (view 41) keeps each anchor's top-ranked retrieval row only:
+    # span rows (origin 'span') exist only after verification and are never counted there
+    top1 = {(r["doc_id"], r["chunk_doc_id"]) for r in table.to_pylist()
+            if r["rank"] == 1 and r["origin"] == "anchor"}
+    assert any(r["origin"] == "span" and r["rank"] == 1 for r in table.to_pylist())
+    kept = con.execute("SELECT kept FROM planted_dependency_quality "
+                       "WHERE rule = 'top1_unverified' AND level = 'pair'").fetchone()[0]
+    assert kept == len(top1)
+    # at the span level: the anchor at token 7 lies outside the planted span, so no top-1
+    # row is judged there (the span row at token 3 would have been, before view 41 said so)
+    span_kept = con.execute("SELECT kept FROM planted_dependency_quality "
+                            "WHERE rule = 'top1_unverified' AND level = 'span'").fetchone()[0]
+    assert span_kept == 0

@@ -1,6 +1,7 @@
 -- Planted corpus: what verification keeps, judged against the ground truth, for two rules
 -- side by side: `verified` (dI > epsilon, this run's flag) and `top1_unverified` (the
--- paper's "no verification" ablation: each anchor's top-ranked candidate kept as is).
+-- paper's "no verification" ablation: each anchor's top-ranked candidate kept as is, over
+-- the anchor rows retrieval produced).
 -- Two levels:
 --   span: rows whose anchor lies inside a planted span, the only positions the ground truth
 --         labels. precision = kept rows whose chunk comes from the true source / kept rows
@@ -16,7 +17,7 @@ spans AS (
          t.char_end AS ends
   FROM planted_ground_truth g JOIN {tokenized_docs} t ON t.doc_id = g.root_doc_id),
 rows AS (
-  SELECT v.doc_id AS root_doc_id, v.chunk_doc_id, v.rank, v.verified, v.mode,
+  SELECT v.doc_id AS root_doc_id, v.chunk_doc_id, v.rank, v.verified, v.mode, v.origin,
          s.char_start AS span, s.source_doc_id
   FROM verified_dependencies v LEFT JOIN spans s
     ON s.root_doc_id = v.doc_id AND s.ends[v.position + 1] > s.char_start
@@ -24,7 +25,8 @@ rows AS (
 kept AS (
   SELECT 'verified' AS rule, * FROM rows WHERE verified AND mode = 'on'
   UNION ALL
-  SELECT 'top1_unverified', * FROM rows WHERE rank = 1),
+  -- retrieval's own rows only: span rows (origin 'span') exist only after verification
+  SELECT 'top1_unverified', * FROM rows WHERE rank = 1 AND origin = 'anchor'),
 rules AS (SELECT * FROM (VALUES ('verified'), ('top1_unverified')) r(rule)),
 span_level AS (
   SELECT r.rule, 'span' AS level,
