@@ -1,14 +1,19 @@
 """`vector_index` and `retrieval_candidates`: EntropyLong step 2."""
 
+import hashlib
+import json
 import time
 
 import dagster as dg
 import numpy as np
+import pyarrow as pa
 
 from assets.common import image, torch_device
+from assets.recurring import recurring_set
 from lakehouse.corpora import file_sha256
 from lakehouse.object_store import lance_storage_options
 from lakehouse.plots import histogram_png
+from lakehouse.recurring import indexable
 from lakehouse.retrieval import retrieve
 from lakehouse.storage import glob, read_parquet
 from lakehouse.vector_index import VectorIndex
@@ -38,19 +43,27 @@ def _pool_files(folder: str, pool: set[str]) -> dict[str, str]:
 
 
 @lake_asset(
-    reads={"chunk_embeddings": "all", "chunks": "all"}, settings=["index"], group="retrieval",
+    reads={"chunk_embeddings": "all", "chunks": "all", "recurring_text": "all"},
+    settings=["index", "recurring"], group="retrieval",
     kinds=["lancedb"], pool="lancedb_writer", retry=TRANSIENT_RETRY,
-    automation=follow_only("chunk_embeddings"),
+    automation=follow_only("chunk_embeddings", "recurring_text"),
     description="LanceDB table of the pool's chunks, their vectors under an ANN index "
                 "(`index.kind`, HNSW-SQ by default; exact below `index.exact_below` rows) and "
-                "their text under a BM25 full-text index; kept in step with the lake shard "
-                "by shard (adds new, replaces changed, drops removed).",
+                "their text under a BM25 full-text index; chunks made (`recurring."
+                "max_chunk_share`) of recurring text are left out; kept in step with the lake "
+                "shard by shard (adds new, replaces changed, drops removed).",
 )
 def vector_index(ctx: StageContext):
     pool = {c.name for c in ctx.settings.corpora if "pool" in c.roles}
     files = _pool_files(ctx.input_path("chunk_embeddings"), pool)
     texts = _pool_files(ctx.input_path("chunks"), pool)
-    wanted = {key: file_sha256(path)[0] for key, path in files.items()}
+    recurring = recurring_set(ctx)
+    rsettings = ctx.settings.recurring
+    # a shard's version in the index: its embeddings and the recurring text it was cut by
+    rdigest = hashlib.sha256(json.dumps([sorted(recurring), rsettings.model_dump()]).encode()
+                             ).hexdigest()[:16]
+    wanted = {key: f"{file_sha256(path)[0]}:{rdigest}" for key, path in files.items()}
+    left_out: dict[str, int] = {}
     dim = 384
     if files:
         dim = read_parquet(next(iter(files.values())), ["vector"]).schema.field(
@@ -62,16 +75,21 @@ def vector_index(ctx: StageContext):
         if emb["chunk_id"] != text["chunk_id"]:
             raise ValueError(f"{key}: chunk_embeddings and chunks disagree on the chunks "
                              "(re-materialize chunk_embeddings for this shard)")
-        return emb.append_column("text", text["text"])
+        keep = indexable(text["text"].to_pylist(), recurring, rsettings)
+        left_out[key] = int((~keep).sum())
+        return emb.append_column("text", text["text"]).filter(pa.array(keep))
 
     index = open_index(ctx.settings, ctx.output_path(), dim)
     start = time.perf_counter()
     report = index.sync(wanted, load)
     ctx.log.info(f"index: +{len(report.added)} ~{len(report.replaced)} -{len(report.removed)} "
                  f"shards, {report.rows} rows, {report.index} "
-                 f"({time.perf_counter() - start:.1f} s)")
+                 f"({time.perf_counter() - start:.1f} s); {sum(left_out.values())} chunks of "
+                 f"recurring text left out of the shards loaded")
     return dg.MaterializeResult(metadata={
         "rows": report.rows, "shards": len(wanted), "index": report.index,
+        "recurring_chunks_left_out": sum(left_out.values()),
+        "left_out_by_shard": dg.MetadataValue.json(left_out),
         "added": dg.MetadataValue.json(report.added),
         "replaced": dg.MetadataValue.json(report.replaced),
         "removed": dg.MetadataValue.json(report.removed), "full_text_s": report.fts_s,
@@ -80,14 +98,16 @@ def vector_index(ctx: StageContext):
 
 @lake_asset(
     partitions="root_shards", settings=["retrieval", "models.embedder"], group="retrieval",
-    reads={"anchors": "shard", "chunk_embeddings": "shard", "vector_index": "all"},
+    reads={"anchors": "shard", "chunk_embeddings": "shard", "vector_index": "all",
+           "corpus_shards": "shard"},
     kinds=["lancedb", "parquet"], retry=TRANSIENT_RETRY,
     automation=follow_only("anchors", "vector_index"),
     checks=[(NO_SELF_CHECK, "no candidate comes from its root document", True)],
     description="Top-K pool chunks for every anchor query (`retrieval.mode`: dense, lexical "
-                "or both fused by reciprocal rank), at most `per_doc` per pool document, "
-                "near-copies collapsed, the root's own chunks and its near-duplicates "
-                "excluded; each drop counted.",
+                "or both fused by reciprocal rank; lexical queries carry the window's rarest "
+                "words and the root document's `context_terms` rarest), at most `per_doc` "
+                "per pool document, near-copies collapsed, the root's own chunks and its "
+                "near-duplicates excluded; each drop counted.",
 )
 def retrieval_candidates(ctx: StageContext):
     settings = ctx.settings
@@ -105,7 +125,10 @@ def retrieval_candidates(ctx: StageContext):
         vecs = embed_texts(model, unique, batch_size=cfg.batch_size)
         row_of = {q: i for i, q in enumerate(unique)}
         qvecs = vecs[[row_of[q] for q in queries]]
-    table, stats = retrieve(anc, qvecs, own, index, cfg)
+    # the roots' rarest words join their lexical queries (retrieval.context_terms)
+    docs = ctx.shard_table("corpus_shards", ["doc_id", "text"])
+    root_texts = dict(zip(docs["doc_id"].to_pylist(), docs["text"].to_pylist(), strict=True))
+    table, stats = retrieve(anc, qvecs, own, index, cfg, root_texts)
     path = ctx.write_shard(table)
     ctx.log.info(f"{ctx.partition_key}: {stats['anchors']} anchors ({stats['distinct_queries']} "
                  f"distinct queries, {cfg.mode}) -> {stats['candidates']} candidates, "

@@ -232,8 +232,57 @@ class StageOutputs:
     seconds: dict
 
 
-def stages(prep: Prepared, variant: Variant, model, embedder) -> StageOutputs:
-    """Anchors -> chunks -> embed -> retrieve -> verify, for the roots with ground truth."""
+def lookalike_candidates(prep: Prepared, anchors: pa.Table, query_vecs: np.ndarray,
+                         pool, settings) -> tuple[dict[str, list], dict[str, dict], dict]:
+    """The pipeline's retrieval stage (``lakehouse.retrieval.retrieve`` over a LanceDB index
+    with vectors and full text) on the planted corpus plus a look-alike pool
+    (``bench.retrieval.planted_pool``): candidates, the candidate chunks (token ids from the
+    scorer's tokenizer, for verification) and retrieval statistics."""
+    import tempfile
+
+    from lakehouse.retrieval import retrieve
+    from lakehouse.vector_index import VectorIndex
+    from models.registry import SMOLLM2, load_tokenizer
+    from models.tokenize import tokenize_texts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        index = VectorIndex(f"{tmp}/index", query_vecs.shape[1])
+        t0 = time.perf_counter()
+        index.sync(dict.fromkeys(pool.shards, "v1"),
+                   lambda key: pool.shards[key].drop_columns(["shard_key"]))
+        build_s = time.perf_counter() - t0
+        roots = {d: prep.corpus.texts[d] for d in prep.corpus.roots}
+        table, stats = retrieve(anchors.select(["doc_id", "position", "query"]), query_vecs,
+                                pool.own, index, settings, roots)
+    cands = {k: table[k].to_pylist() for k in ("doc_id", "position", "chunk_id",
+                                                "chunk_doc_id", "rank")}
+    wanted = sorted(set(cands["chunk_id"]))
+    cid = pool.chunks["chunk_id"].to_pylist()
+    row = {c: i for i, c in enumerate(cid)}
+    texts = [pool.chunks["text"][row[c]].as_py() for c in wanted]
+    docs = [pool.chunks["doc_id"][row[c]].as_py() for c in wanted]
+    tok, _ = load_tokenizer(SMOLLM2)
+    ids = tokenize_texts(tok, texts)
+    chunks = {c: {"doc": d, "ids": np.asarray(t.input_ids, np.int64), "text": x}
+              for c, d, t, x in zip(wanted, docs, ids, texts, strict=True)}
+    sources: dict[str, set[str]] = {}
+    for t in prep.corpus.truth:
+        sources.setdefault(t["root_doc_id"], set()).add(t["source_doc_id"])
+    found = {d for d, s in zip(cands["doc_id"], cands["chunk_doc_id"], strict=True)
+             if s in sources.get(d, ())}
+    return cands, chunks, {
+        "lookalike_pool_chunks": pool.chunks.num_rows, "index_build_s": build_s,
+        "retrieval_mode": settings.mode, "retrieval_queries_per_s": stats["queries_per_s"],
+        "roots_with_true_source_candidate": len(found & set(sources)),
+        "roots_with_truth": len(sources)}
+
+
+def stages(prep: Prepared, variant: Variant, model, embedder, pool=None) -> StageOutputs:
+    """Anchors -> chunks -> embed -> retrieve -> verify, for the roots with ground truth.
+
+    Retrieval is exact cosine over the corpus's own chunks, or with ``pool`` (a
+    ``bench.retrieval.Pool``) the pipeline's retrieval stage over that look-alike pool."""
+    from lakehouse.retrieval import RetrievalSettings
     from models.embedding import embed_texts
     from models.scoring import ScoringConfig
     from models.verification import VerifySettings, verify_candidates
@@ -243,13 +292,18 @@ def stages(prep: Prepared, variant: Variant, model, embedder) -> StageOutputs:
     masks = prep.recurring if variant.recurring else {}
     anchors, astats = anchor_table(prep.profiles, _token_table(prep.tokens, c.scored),
                                    c.texts, masks, variant.anchors)
-    chunks = pool_chunks(prep, variant.recurring)
-    chunk_vecs = embed_texts(embedder, [v["text"] for v in chunks.values()])
     roots = set(c.roots)
     mine = pa.array([d in roots for d in anchors["doc_id"].to_pylist()], pa.bool_())
     root_anchors = anchors.filter(mine)
     qv = embed_texts(embedder, root_anchors["query"].to_pylist())
-    cands = dense_candidates(root_anchors, chunks, chunk_vecs, qv)
+    if pool is None:
+        chunks = pool_chunks(prep, variant.recurring)
+        chunk_vecs = embed_texts(embedder, [v["text"] for v in chunks.values()])
+        cands = dense_candidates(root_anchors, chunks, chunk_vecs, qv)
+    else:
+        cands, chunks, rstats = lookalike_candidates(prep, root_anchors, qv, pool,
+                                                     RetrievalSettings(k=K))
+        astats = {**astats, **rstats}
     t1 = time.perf_counter()
     v = verify_candidates(model, ScoringConfig(**SCORING), cands,
                           {d: np.asarray(prep.tokens[d][0], np.int64) for d in c.roots},
@@ -265,10 +319,10 @@ def stages(prep: Prepared, variant: Variant, model, embedder) -> StageOutputs:
                         {"retrieve_s": t1 - t0, "verify_s": t2 - t1})
 
 
-def run_variant(prep: Prepared, variant: Variant, model, embedder) -> dict:
+def run_variant(prep: Prepared, variant: Variant, model, embedder, pool=None) -> dict:
     """The stages, then decide; the figures of one (corpus, variant) run."""
     c = prep.corpus
-    st = stages(prep, variant, model, embedder)
+    st = stages(prep, variant, model, embedder, pool)
     v = st.verification
     table, stats = decide(st.inputs, v.rows, v.passes, variant.decision, c.truth)
     # what dropping copies contributes, on the same passes
@@ -307,6 +361,10 @@ def run_variant(prep: Prepared, variant: Variant, model, embedder) -> dict:
         "anchors_per_1k_tokens": st.anchor_stats["anchors_per_1k_tokens"],
         "anchors_skipped_recurring": st.anchor_stats["skipped_recurring"],
         "candidates": len(st.candidates["doc_id"]), "pool_chunks": len(st.chunks),
+        **{k: st.anchor_stats[k] for k in ("lookalike_pool_chunks", "index_build_s",
+                                           "retrieval_mode", "retrieval_queries_per_s",
+                                           "roots_with_true_source_candidate",
+                                           "roots_with_truth") if k in st.anchor_stats},
         "verify_forward_tokens_per_root": forward / max(len(c.roots), 1),
         "verify_pair_passes": v.pair_passes,
         "copies_keep_copies_passed": kept_copies.get("copies_passed"),
@@ -328,10 +386,27 @@ def load_corpus(corpus: str, n_roots: int = 24, seed: int = 0) -> Corpus:
 
 
 def run(corpus: str = "realistic", variants: tuple[str, ...] = ("after",),
-        n_roots: int = 24, seed: int = 0) -> list[dict]:
+        n_roots: int = 24, seed: int = 0, lookalike_chunks: int = 0) -> list[dict]:
+    """``lookalike_chunks`` > 0 (realistic corpus, 24 roots): retrieve from the planted
+    corpus plus look-alike documents up to that many chunks (bench.retrieval's pool, cached
+    embeddings) with the pipeline's retrieval stage instead of exact cosine."""
     model, tok, emb = _models()
+    pool = None
+    if lookalike_chunks:
+        if corpus != "realistic" or n_roots != 24:
+            raise SystemExit("--lookalike-chunks needs the realistic corpus at 24 roots "
+                             "(bench.retrieval's planted corpus)")
+        from bench.retrieval import PoolSpec, planted_pool
+        from models.embedding import embed_texts
+        from models.registry import MINILM, resolve_embedder
+
+        pool = planted_pool(PoolSpec(seed=seed, chunks=lookalike_chunks), tok,
+                            lambda texts: embed_texts(emb, texts),
+                            resolve_embedder(MINILM).model_id)
+        print(f"look-alike pool: {pool.chunks.num_rows:,} chunks "
+              f"({pool.cached:,} embeddings from the cache)", flush=True)
     prep = prepare(load_corpus(corpus, n_roots, seed), model, tok)
-    return [run_variant(prep, VARIANTS[v], model, emb) for v in variants]
+    return [run_variant(prep, VARIANTS[v], model, emb, pool) for v in variants]
 
 
 TARGETS = {"planted_verified_span_recall": 0.7, "planted_verified_span_precision": 0.9,
@@ -388,16 +463,28 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--roots", type=int, default=24, help="realistic roots (>= 24 for the "
                     "issue's figures)")
     ap.add_argument("--seed", type=int, default=0, help="corpus seed (0: the reported one)")
+    ap.add_argument("--lookalike-chunks", type=int, default=0,
+                    help="retrieve with the pipeline's retrieval stage from a pool of the "
+                    "planted corpus plus look-alike documents of this many chunks (e.g. "
+                    "100000; bench.retrieval's pool)")
     args = ap.parse_args(argv)
     variants = ("before", "after") if args.variant == "both" else (args.variant,)
     corpora = ("realistic", "planted") if args.corpus == "both" else (args.corpus,)
-    results = [r for c in corpora for r in run(c, variants, args.roots, args.seed)]
+    results = [r for c in corpora for r in run(c, variants, args.roots, args.seed,
+                                              args.lookalike_chunks)]
     print_table(results)
+    for r in results:
+        if "lookalike_pool_chunks" in r:
+            print(f"\n{r['corpus']} {r['variant']}: pool {r['lookalike_pool_chunks']:,} chunks, "
+                  f"{r['retrieval_mode']} retrieval, true source among the candidates of "
+                  f"{r['roots_with_true_source_candidate']} / {r['roots_with_truth']} roots, "
+                  f"{r['retrieval_queries_per_s']:,.0f} queries/s")
     for r in results:
         print(f"\nsample kept dependencies ({r['corpus']}, {r['variant']}):\n"
               f"{r['sample_markdown']}")
-    report("planted", _records(results))
-    (RESULTS / "planted_runs.json").write_text(json.dumps(results, indent=2, default=float))
+    name = f"planted_lookalike_{args.lookalike_chunks}" if args.lookalike_chunks else "planted"
+    report(name, _records(results))
+    (RESULTS / f"{name}_runs.json").write_text(json.dumps(results, indent=2, default=float))
 
 
 if __name__ == "__main__":

@@ -373,6 +373,8 @@ BEFORE = Variant("dense, before (no per-doc/dup limits)",
 # (depth 16 = 2K, as the retrieval asset fetched before, plus the root's chunk count)
 MODES = [BEFORE, Variant("dense", {"mode": "dense"}), Variant("lexical", {"mode": "lexical"}),
          Variant("hybrid", {"mode": "hybrid"})]
+# each variant changes only the settings it names; the rest are the defaults (hybrid, the
+# window's 2 rarest words, the root's 4 rarest words at weight 0.5, per_doc 1, dedup 0.95)
 QUERY_VARIANTS = [
     Variant("lexical, whole window", {"mode": "lexical", "lexical_terms": None}),
     Variant("lexical, whole window, stop words kept", {"mode": "lexical", "lexical_terms": None},
@@ -395,8 +397,11 @@ QUERY_VARIANTS = [
     Variant("hybrid, max, lexical weight 3", {"mode": "hybrid", "lexical_weight": 3.0}),
     Variant("hybrid, whole window", {"mode": "hybrid", "lexical_terms": None}),
     Variant("hybrid, rarest 1", {"mode": "hybrid", "lexical_terms": 1}),
-    Variant("lexical, + root's 4 rarest words x0.5", {"mode": "lexical", "context_terms": 4}),
-    Variant("hybrid, + root's 4 rarest words x0.5", {"mode": "hybrid", "context_terms": 4}),
+    Variant("lexical, no root context", {"mode": "lexical", "context_terms": 0}),
+    Variant("hybrid, no root context", {"mode": "hybrid", "context_terms": 0}),
+    Variant("hybrid, root's 2 rarest words", {"mode": "hybrid", "context_terms": 2}),
+    Variant("hybrid, root's 8 rarest words", {"mode": "hybrid", "context_terms": 8}),
+    Variant("hybrid, root context weight 1", {"mode": "hybrid", "context_weight": 1.0}),
     Variant("hybrid, no per-doc/dup limits", {"mode": "hybrid", "per_doc": None,
                                               "dedup_cosine": None}),
     Variant("hybrid, depth 32", {"mode": "hybrid", "depth": 32}),

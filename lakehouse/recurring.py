@@ -165,6 +165,32 @@ def recurring_share(mask: np.ndarray, start: int, end: int) -> float:
     return float(np.mean(mask[start:end])) if end > start else 0.0
 
 
+def recurring_char_share(text: str, recurring: set[int] | frozenset[int],
+                         settings: RecurringSettings = DEFAULT_RECURRING) -> float:
+    """Share of the non-space characters of ``text`` (a chunk) that lie in recurring units.
+
+    The chunk's own sentences and lines are hashed; a sentence cut at the chunk's edge hashes
+    differently from the whole one and so counts as not recurring, which errs on the side of
+    keeping a chunk in the index."""
+    total = len(text) - sum(c.isspace() for c in text)
+    if total == 0:
+        return 0.0
+    inside = sum(b - a - sum(c.isspace() for c in text[a:b])
+                 for a, b in recurring_spans(text, recurring, settings))
+    return inside / total
+
+
+def indexable(texts: Sequence[str], recurring: set[int] | frozenset[int],
+              settings: RecurringSettings = DEFAULT_RECURRING) -> np.ndarray:
+    """Per chunk: whether it goes into the retrieval index. A chunk whose text is at least
+    ``max_chunk_share`` recurring units (a disclaimer, a navigation block) can only be a
+    copy of the same text elsewhere, never a dependency, so it is not offered as one."""
+    if not recurring or not settings.enabled:
+        return np.ones(len(texts), bool)
+    return np.array([recurring_char_share(t or "", recurring, settings)
+                     < settings.max_chunk_share for t in texts], bool)
+
+
 TERM_FREQUENCIES = pa.schema([
     ("term_hash", pa.int64()),  # unit_hash of the normalised word (see normalize_term)
     ("docs", pa.int64()),  # documents holding the word

@@ -9,6 +9,12 @@ sentence with another name), and they outscore the source, which shares only the
 the lexical query is the window's ``lexical_terms`` rarest words by pool document frequency
 (the index keeps them per shard), which in such a window are the entity's.
 
+The window alone is not always enough: an anchor at a fact's later token, or in a sentence
+that names the entity only once, leaves the window's rarest words generic. So each lexical
+query also carries the root document's ``context_terms`` rarest words at half weight
+(``context_weight``): the entities the root is about, which its sources name too. On the
+100K-chunk look-alike pool this lifts oracle-window recall from 0.78 to 0.99 of fact spans.
+
 ``mode: hybrid`` (the default) runs both sides over the same table and fuses their ranked
 lists by reciprocal rank, which needs no calibration between cosine and BM25. A chunk's
 fused score is its best side's (``fusion: max``), lexical ranks weighted up: classic RRF
@@ -75,7 +81,7 @@ class RetrievalSettings(BaseModel):
     # (0: the window text alone)
     anchor_word_query: bool = False  # lexical: also one query of the anchor's word alone,
     # fused as a third list
-    context_terms: int = Field(0, ge=0)  # lexical: the root document's this many rarest words
+    context_terms: int = Field(4, ge=0)  # lexical: the root document's this many rarest words
     # join every query of its anchors (0: off; needs retrieve(root_texts=...))
     context_weight: float = Field(0.5, gt=0)  # lexical: weight of those words
     sample_queries: int = Field(8, ge=0)  # queries shown in the Markdown sample

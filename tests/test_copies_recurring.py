@@ -8,7 +8,9 @@ import pytest
 from lakehouse.copies import COPY, INFORMATIVE, classify_rows, context_copied
 from lakehouse.recurring import (
     RecurringSettings,
+    indexable,
     normalize_unit,
+    recurring_char_share,
     recurring_share,
     recurring_spans,
     recurring_token_mask,
@@ -83,6 +85,25 @@ def test_recurring_spans_and_token_mask():
     assert [w for w, m in zip(words, mask, strict=True) if m] == (NAV + " " + BOILER).split()
     assert recurring_share(mask, 0, len(mask)) == pytest.approx(mask.mean())
     assert recurring_share(mask, 3, 3) == 0.0
+
+
+
+def test_chunks_made_of_recurring_text_stay_out_of_the_index():
+    docs = _corpus()
+    table, _ = recurring_units([unit_counts(docs)])
+    hashes = set(table["unit_hash"].to_pylist())
+    boiler_only = f"{NAV}\n\n{BOILER}"
+    mixed = f"{BOILER} The ferry to Quorvath Island leaves at dawn from the old pier."
+    cut = BOILER[10:]  # the sentence cut at the chunk's edge: hashed apart, kept
+    assert recurring_char_share(boiler_only, hashes) == 1.0
+    assert 0.3 < recurring_char_share(mixed, hashes) < 0.7
+    assert recurring_char_share(cut, hashes) == 0.0 and recurring_char_share("  ", hashes) == 0
+    texts = [boiler_only, mixed, cut]
+    assert indexable(texts, hashes).tolist() == [False, True, True]
+    assert indexable(texts, hashes, RecurringSettings(max_chunk_share=0.3)).tolist() == [
+        False, False, True]
+    assert indexable(texts, hashes, RecurringSettings(enabled=False)).all()
+    assert indexable(texts, set()).all()
 
 
 # --- copy classification on token ids --------------------------------------------------

@@ -69,7 +69,7 @@ def test_hybrid_fusion_ranks_a_chunk_only_lexical_search_finds_into_the_top_k(tm
     found = {}
     for mode in ("dense", "lexical", "hybrid"):
         table, stats = retrieve(anchors, qv, _no_own(), index,
-                                RetrievalSettings(mode=mode, depth=16))
+                                RetrievalSettings(mode=mode, depth=16, context_terms=0))
         assert table.schema == tables.RETRIEVAL_CANDIDATES
         # the lexical query is the window's two rarest words: only the source holds them
         n = 1 if mode == "lexical" else 8
@@ -81,7 +81,7 @@ def test_hybrid_fusion_ranks_a_chunk_only_lexical_search_finds_into_the_top_k(tm
     assert found["hybrid"]["source:0"] == "lexical" and found["lexical"] == {
         "source:0": "lexical"}
     assert set(found["dense"].values()) == {"dense"}
-    _, stats = retrieve(anchors, qv, _no_own(), index, RetrievalSettings(depth=16))
+    _, stats = retrieve(anchors, qv, _no_own(), index, RetrievalSettings(depth=16, context_terms=0))
     assert stats["share_both"] == 1.0 and stats["share_lexical_only"] == 0.0
     assert stats["candidates_found_by"]["lexical"] >= 1
     assert "source:0" in stats["sample"] or "alike" in stats["sample"]
@@ -91,7 +91,7 @@ def test_hybrid_fusion_ranks_a_chunk_only_lexical_search_finds_into_the_top_k(tm
 def test_lexical_mode_needs_no_query_vectors_and_its_score_is_bm25(tmp_path):
     index, _ = _pool(tmp_path)
     table, stats = retrieve(_anchors(["Quorvath"]), None, _no_own(), index,
-                            RetrievalSettings(mode="lexical"))
+                            RetrievalSettings(mode="lexical", context_terms=0))
     assert table["chunk_id"].to_pylist() == ["source:0"]
     assert table["bm25"][0].as_py() > 0 and np.isnan(table["score"][0].as_py())
     assert stats["share_lexical_only"] == 1.0
@@ -183,14 +183,18 @@ def test_anchor_word_and_lexical_queries():
 def test_anchor_word_query_is_a_third_list(tmp_path):
     index, qv = _pool(tmp_path)
     anchors = _anchors(["the expedition was led by someone who measured"], ["Quorvath"])
-    plain, _ = retrieve(anchors, qv, _no_own(), index, RetrievalSettings(depth=16))
+    plain, _ = retrieve(anchors, qv, _no_own(), index, RetrievalSettings(depth=16, context_terms=0))
     assert "source:0" not in plain["chunk_id"].to_pylist()  # the window lacks the name
     word, _ = retrieve(anchors, qv, _no_own(), index,
-                       RetrievalSettings(depth=16, anchor_word_query=True))
+                       RetrievalSettings(depth=16, anchor_word_query=True,
+                                         context_terms=0))
     assert "source:0" in word["chunk_id"].to_pylist()
 
 
 def test_root_context_carries_the_roots_entities_into_every_query(tmp_path):
+    """On by default (retrieval.context_terms 4): a window without the entity still finds
+    the document that names the root's rarest words."""
+    assert RetrievalSettings().context_terms > 0
     index, qv = _pool(tmp_path)
     anchors = _anchors(["the expedition was led by someone who measured"])
     root = {"root": "In 1893 our guide, Quorvath Elindsey, came back from the ice."}
