@@ -20,11 +20,22 @@ def image(png: bytes, alt: str) -> dg.MetadataValue:
 def load_configured_scorer(settings):
     """The configured scorer on its device, and the kernel settings to run it with."""
     from models.registry import load_scorer
-    from models.scoring import ScoringConfig
+    from models.scoring import ScoringConfig, resolve_bos
 
     sc = settings.scoring
-    model, _ = load_scorer(settings.models.scorer, dtype=sc.dtype,
-                           device=torch_device(sc.device))
+    model, tokenizer = load_scorer(settings.models.scorer, dtype=sc.dtype,
+                                   device=torch_device(sc.device))
     window = sc.window or int(model.config.max_position_embeddings)
     return model, ScoringConfig(window=window, overlap=sc.overlap,
-                                token_budget=sc.token_budget, block_size=sc.block_size)
+                                token_budget=sc.token_budget, block_size=sc.block_size,
+                                bos_token_id=resolve_bos(tokenizer, sc.bos))
+
+
+def configured_bos(settings, scorer: str | None = None) -> int | None:
+    """The BOS id the scorer runs with (``scoring.bos``), or None: entropy, verification,
+    token weights and packing all ask here, so they agree."""
+    from models.registry import load_tokenizer
+    from models.scoring import resolve_bos
+
+    tokenizer, _ = load_tokenizer(scorer or settings.models.scorer)
+    return resolve_bos(tokenizer, settings.scoring.bos)

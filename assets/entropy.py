@@ -18,7 +18,8 @@ from orchestration.lake_assets import StageContext, lake_asset
 from orchestration.partitions import TRANSIENT_RETRY
 
 ENTROPY_CHECK = "entropy_in_range"
-SCORER_SETTINGS = ["models.scorer", "scoring.window", "scoring.overlap", "scoring.dtype"]
+SCORER_SETTINGS = ["models.scorer", "scoring.window", "scoring.overlap", "scoring.dtype",
+                   "scoring.bos"]  # what changes the scores (not batch sizes or device)
 
 
 @lake_asset(

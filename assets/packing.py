@@ -6,6 +6,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from assets.common import configured_bos
 from lakehouse.mds_export import export_mds
 from lakehouse.packing import PackedDataset, pack_baseline, pack_entropylong, spans_exact
 from lakehouse.storage import write_parquet
@@ -50,7 +51,7 @@ def _tokens(dataset: ds.Dataset, id_column: str, ids: list[str]) -> dict[str, li
 @lake_asset(
     reads={"verified_dependencies": "all", "entropy_profiles": "all", "tokenized_docs": "all",
            "chunks": "all"},
-    settings=["packing", "models.scorer"], group="packing",
+    settings=["packing", "models.scorer", "scoring.bos"], group="packing",
     automation=follow_only("verified_dependencies"), checks=[(SPANS_CHECK, CHECK_DOC, True)],
     description="Sequences of `packing.target_length` tokens: per root a unit [verified "
                 "chunks, shuffled; root], packed by best-fit decreasing, with ProLong "
@@ -71,13 +72,14 @@ def packed_dataset(ctx: StageContext):
                            sorted({c for r in wanted for c in chunks_of.get(r, ())}))
     data = pack_entropylong({r: sorted(c) for r, c in chunks_of.items()}, wanted, root_tokens,
                             chunk_tokens, cfg.target_length, pad_id(ctx.settings.models.scorer),
-                            cfg.seed, cfg.include_roots_without_chunks)
+                            cfg.seed, cfg.include_roots_without_chunks,
+                            bos=configured_bos(ctx.settings))
     yield from _write(ctx, data, mds=cfg.mds)
 
 
 @lake_asset(
     reads={"packed_dataset": "all", "tokenized_docs": "all"},
-    settings=["packing", "models.scorer"], group="packing",
+    settings=["packing", "models.scorer", "scoring.bos"], group="packing",
     automation=follow_only("packed_dataset"), checks=[(SPANS_CHECK, CHECK_DOC, True)],
     description="The plain-concatenation baseline: random documents (no retrieved chunks) "
                 "packed the same way to the same number of tokens as `packed_dataset`, so "
@@ -90,7 +92,8 @@ def baseline_dataset(ctx: StageContext):
     budget = int(pc.sum(pc.subtract(man["token_end"], man["token_start"])).as_py() or 0)
     docs = ctx.lake_dataset("tokenized_docs").to_table(columns=["doc_id", "input_ids"])
     data = pack_baseline(docs["doc_id"].to_pylist(), docs["input_ids"].to_pylist(), budget,
-                         cfg.target_length, pad_id(ctx.settings.models.scorer), cfg.seed)
+                         cfg.target_length, pad_id(ctx.settings.models.scorer), cfg.seed,
+                         bos=configured_bos(ctx.settings))
     yield from _write(ctx, data)
 
 

@@ -5,7 +5,7 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 
-from assets.common import image, torch_device
+from assets.common import configured_bos, image, torch_device
 from assets.packing import DATASET_ASSETS
 from lakehouse import tables
 from lakehouse.plots import histogram_png
@@ -21,7 +21,8 @@ ALIGNED_CHECK = "aligned_with_sequences"
 
 @lake_asset(
     reads={"packed_dataset": "all", "baseline_dataset": "all"},
-    settings=["token_weighting", "models.scorer", "scoring.dtype"], step="gpu", pool="gpu",
+    settings=["token_weighting", "models.scorer", "scoring.dtype", "scoring.bos"], step="gpu",
+    pool="gpu",
     group="training", kinds=["pytorch", "parquet"], retry=TRANSIENT_RETRY,
     checks=[(ALIGNED_CHECK, "one row per packed sequence, of its length; full_context exactly "
                             "on each unit's first n tokens; log-probs <= 0 exactly past them",
@@ -49,7 +50,8 @@ def token_weights(ctx: StageContext):
         out = short_context_table(
             model, *(seqs[c].to_pylist() for c in ("seq_id", "input_ids", "indices")), n,
             overlap, settings.scoring.token_budget, settings.scoring.block_size,
-            progress=lambda m, d=dataset: ctx.log.info(f"{d}: {m}"))
+            progress=lambda m, d=dataset: ctx.log.info(f"{d}: {m}"),
+            bos_token_id=configured_bos(settings, spec))
         cols, rows = out["columns"], seqs.num_rows
         cols.update(scorer_id=[scorer_id] * rows, n=[n] * rows, stride=[n - overlap] * rows)
         path = write_parquet(pa.Table.from_pydict(cols, schema=tables.TOKEN_WEIGHTS),

@@ -9,6 +9,11 @@ between spans) and its padding, which is never silent.
 Oversize policy: a unit longer than ``target`` loses chunks from the front (the first in the
 shuffled order) until it fits; if the document alone is longer than ``target`` the unit is
 not packed and is reported as oversize.
+
+BOS: when the scorer was run with a BOS token (``scoring.bos``, models.scoring), every unit
+starts with it, ``[BOS; chunks; D]``: the model in training then sees each unit as the scorer
+saw each scored sequence, and a unit masked from its neighbours starts as a sequence does.
+Without one, nothing is added (SmolLM2 and GPT-2 are trained without a BOS).
 """
 
 from __future__ import annotations
@@ -30,10 +35,11 @@ class Unit:
     unit_id: str  # the root document id
     segment_ids: tuple[str, ...]  # chunk ids in order, then the root doc id
     segments: tuple[np.ndarray, ...]  # token ids of each segment
+    bos: int | None = None  # written before the first segment (None: nothing)
 
     @property
     def length(self) -> int:
-        return int(sum(len(s) for s in self.segments))
+        return int(sum(len(s) for s in self.segments)) + (self.bos is not None)
 
 
 def _unit_seed(seed: int, unit_id: str) -> int:
@@ -42,13 +48,14 @@ def _unit_seed(seed: int, unit_id: str) -> int:
 
 
 def build_unit(root_id: str, root_tokens: np.ndarray,
-               chunks: Sequence[tuple[str, np.ndarray]], seed: int) -> Unit:
+               chunks: Sequence[tuple[str, np.ndarray]], seed: int,
+               bos: int | None = None) -> Unit:
     """The unit of a root: its chunks shuffled (seeded per root), the root last."""
     order = sorted(chunks, key=lambda c: c[0])  # input order must not matter
     random.Random(_unit_seed(seed, root_id)).shuffle(order)
     return Unit(root_id, tuple(c[0] for c in order) + (root_id,),
                 tuple(np.asarray(c[1], np.int32) for c in order)
-                + (np.asarray(root_tokens, np.int32),))
+                + (np.asarray(root_tokens, np.int32),), bos)
 
 
 def fit_unit(unit: Unit, target: int) -> Unit | None:
@@ -61,7 +68,7 @@ def fit_unit(unit: Unit, target: int) -> Unit | None:
         segs.pop(0)
     if total > target:
         return None
-    return Unit(unit.unit_id, tuple(ids), tuple(segs))
+    return Unit(unit.unit_id, tuple(ids), tuple(segs), unit.bos)
 
 
 def best_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]]:
@@ -107,6 +114,9 @@ def assemble(units: Sequence[Unit], bins: Sequence[Sequence[int]], target: int,
         spans, ids = [], []
         for u in members:
             start = pos
+            if units[u].bos is not None:
+                out[row, pos] = units[u].bos
+                pos += 1
             for seg in units[u].segments:
                 out[row, pos:pos + len(seg)] = seg
                 pos += len(seg)
@@ -144,7 +154,8 @@ def packed_tables(packed: Packed, units: Sequence[Unit]) -> tuple[dict, dict]:
 
 
 def baseline_units(doc_ids: Sequence[str], token_lists: Sequence[Sequence[int]], budget: int,
-                   max_length: int, seed: int) -> tuple[list[Unit], int, int]:
+                   max_length: int, seed: int, bos: int | None = None
+                   ) -> tuple[list[Unit], int, int]:
     """Whole random documents, no chunks, until ``budget`` tokens: the plain-concatenation
     baseline. Returns (units, tokens, passes over the documents).
 
@@ -162,12 +173,12 @@ def baseline_units(doc_ids: Sequence[str], token_lists: Sequence[Sequence[int]],
         for i in rng.permutation(n):
             if total >= budget:
                 break
-            ids = np.asarray(token_lists[int(i)][:max_length], np.int32)
+            ids = np.asarray(token_lists[int(i)][:max_length - (bos is not None)], np.int32)
             if ids.size == 0:
                 continue
             uid = doc_ids[int(i)] if passes == 1 else f"{doc_ids[int(i)]}#{passes}"
-            units.append(build_unit(uid, ids, [], seed))
-            total += int(ids.size)
+            units.append(build_unit(uid, ids, [], seed, bos))
+            total += units[-1].length
         if total == 0:
             break  # nothing but empty documents
     return units, total, passes
@@ -197,16 +208,18 @@ def _pack(units: list[Unit], target: int, pad_id: int) -> tuple[pa.Table, pa.Tab
 def pack_entropylong(chunks_of: Mapping[str, Sequence[str]], roots: Sequence[str],
                      root_tokens: Mapping[str, Sequence[int]],
                      chunk_tokens: Mapping[str, Sequence[int]], target: int, pad_id: int,
-                     seed: int, include_roots_without_chunks: bool = False) -> PackedDataset:
-    """The packing stage: per root a unit [its verified chunks, shuffled; root], units that
-    are too long trimmed from the front, packed by best-fit decreasing."""
+                     seed: int, include_roots_without_chunks: bool = False,
+                     bos: int | None = None) -> PackedDataset:
+    """The packing stage: per root a unit [BOS if the scorer used one; its verified chunks,
+    shuffled; root], units that are too long trimmed from the front, packed by best-fit
+    decreasing."""
     if not include_roots_without_chunks:
         roots = [r for r in roots if chunks_of.get(r)]
     units, oversize, trimmed = [], 0, 0
     for r in sorted(roots):
         unit = build_unit(r, np.asarray(root_tokens[r], np.int32),
                           [(c, np.asarray(chunk_tokens[c], np.int32))
-                           for c in sorted(set(chunks_of.get(r, ())))], seed)
+                           for c in sorted(set(chunks_of.get(r, ())))], seed, bos)
         fitted = fit_unit(unit, target)
         if fitted is None:
             oversize += 1
@@ -221,10 +234,11 @@ def pack_entropylong(chunks_of: Mapping[str, Sequence[str]], roots: Sequence[str
 
 
 def pack_baseline(doc_ids: Sequence[str], token_lists: Sequence[Sequence[int]], budget: int,
-                  target: int, pad_id: int, seed: int) -> PackedDataset:
+                  target: int, pad_id: int, seed: int, bos: int | None = None
+                  ) -> PackedDataset:
     """The plain-concatenation baseline: random whole documents up to ``budget`` tokens
-    (the EntropyLong dataset's), packed the same way."""
-    units, total, passes = baseline_units(doc_ids, token_lists, budget, target, seed)
+    (the EntropyLong dataset's), packed the same way (each after a BOS when one is given)."""
+    units, total, passes = baseline_units(doc_ids, token_lists, budget, target, seed, bos)
     seqs, man, stats = _pack(units, target, pad_id)
     stats.update(documents=len(units), target_tokens=budget, corpus_passes=passes)
     return PackedDataset(seqs, man, stats)

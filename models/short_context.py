@@ -26,11 +26,15 @@ from models.scoring import ScoringConfig, plan_windows, score_windows
 def short_context_logprobs(model, input_ids: np.ndarray,
                            unit_spans: Sequence[Sequence[tuple[int, int]]], n: int,
                            overlap: int, token_budget: int = 16384, block_size: int = 1024,
-                           first_window: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                           first_window: bool = False, bos_token_id: int | None = None
+                           ) -> tuple[np.ndarray, np.ndarray]:
     """(log p'(n)(x_t | context) [B, T] float32, full_context [B, T] bool).
 
     NaN where nothing is predicted (padding, the first token of each unit) and, unless
     ``first_window``, where ``full_context`` holds (nothing was computed there).
+    ``bos_token_id``: the scorer's BOS (``scoring.bos``), put before every window that starts
+    inside a unit, as scoring puts it before each window of a long document; a window at a
+    unit's start gets none, since packing already began the unit with it.
     """
     input_ids = np.asarray(input_ids)
     logp = np.full(input_ids.shape, np.nan, np.float32)
@@ -42,13 +46,17 @@ def short_context_logprobs(model, input_ids: np.ndarray,
         if w.start == 0:
             b, a, _ = units[w.seq]
             full[b, a + w.score_from:a + w.end] = True
-    if not first_window:
-        windows = [w for w in windows if w.start > 0]
     cfg = ScoringConfig(window=n, overlap=overlap, token_budget=max(token_budget, n),
                         block_size=block_size)
-    for w, _, nll in score_windows(model, seqs, windows, cfg):
-        b, a, _ = units[w.seq]
-        logp[b, a + w.score_from:a + w.end] = -nll
+    inner = ScoringConfig(window=n, overlap=overlap, token_budget=max(token_budget, n + 1),
+                          block_size=block_size, bos_token_id=bos_token_id)  # n + BOS
+    groups = [([w for w in windows if w.start > 0], inner)]
+    if first_window:
+        groups.append(([w for w in windows if w.start == 0], cfg))
+    for group, config in groups:
+        for w, _, nll in score_windows(model, seqs, group, config):
+            b, a, _ = units[w.seq]
+            logp[b, a + w.score_from:a + w.end] = -nll
     return logp, full
 
 
@@ -70,7 +78,8 @@ def aligned_with_spans(n_tokens: int, spans: Sequence[Sequence[int]], logp: np.n
 def short_context_table(model, seq_ids: Sequence[int], input_ids: Sequence[Sequence[int]],
                         spans: Sequence[Sequence[Sequence[int]]], n: int, overlap: int,
                         token_budget: int, block_size: int,
-                        progress: Callable[[str], None] = lambda _: None) -> dict:
+                        progress: Callable[[str], None] = lambda _: None,
+                        bos_token_id: int | None = None) -> dict:
     """The token_weights stage for one packed dataset: per sequence, the frozen scorer's
     log p'(n) and full_context; returns the columns, the log-probs beyond n of all
     sequences (for the histogram) and whether every sequence passed the alignment check."""
@@ -80,7 +89,8 @@ def short_context_table(model, seq_ids: Sequence[int], input_ids: Sequence[Seque
     for i, (seq_id, ids, sp) in enumerate(zip(seq_ids, input_ids, spans, strict=True)):
         units = [[tuple(s) for s in sp]]
         logp, full = short_context_logprobs(model, np.asarray([ids]), units, n, overlap,
-                                            token_budget, block_size)
+                                            token_budget, block_size,
+                                            bos_token_id=bos_token_id)
         cols["seq_id"].append(seq_id)
         cols["logp_short"].append(logp[0])
         cols["full_context"].append(full[0])

@@ -71,6 +71,9 @@ class ScoringSettings(_Strict):
     block_size: int = Field(512, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "bfloat16"] = "float32"  # weights; reductions are always fp32
+    bos: Literal["auto", "always", "never"] = "auto"  # the scorer's BOS before every scored
+    # sequence, every verification pass and every packed unit (models.scoring.resolve_bos;
+    # auto: when its tokenizer adds one itself, as Llama 3's does and SmolLM2's does not)
 
 
 class ChunkSettings(_Strict):

@@ -78,3 +78,50 @@ def test_resolve_bos_follows_what_the_tokenizer_does_unless_told():
     assert resolve_bos(_tokenizer(True), "never") is None
     with pytest.raises(ValueError):
         resolve_bos(_tokenizer(True), "sometimes")
+
+
+def test_packed_units_start_with_the_bos_the_scorer_used():
+    """Training sees each unit as the scorer saw each scored sequence: [BOS; chunks; D]."""
+    from lakehouse.packing import pack_baseline, pack_entropylong, spans_exact
+
+    roots = {"r1": [7, 8, 9], "r2": [10, 11]}
+    chunks = {"c1": [20, 21], "c2": [22]}
+    with_bos = pack_entropylong({"r1": ["c1", "c2"], "r2": ["c1"]}, sorted(roots), roots,
+                                chunks, 16, 0, seed=1, bos=BOS)
+    plain = pack_entropylong({"r1": ["c1", "c2"], "r2": ["c1"]}, sorted(roots), roots,
+                             chunks, 16, 0, seed=1)
+    assert with_bos.stats["tokens"] == plain.stats["tokens"] + 2  # one BOS per unit
+    seqs, man = with_bos.sequences.to_pylist(), with_bos.manifest.to_pylist()
+    for m in man:
+        ids = seqs[m["seq_id"]]["input_ids"]
+        unit = ids[m["token_start"]:m["token_end"]]
+        assert unit[0] == BOS and BOS not in unit[1:]
+        assert unit[m["root_start"] - m["token_start"]:] == roots[m["root_doc_id"]]
+    assert spans_exact(with_bos.sequences, 16)
+    base = pack_baseline(list(roots), list(roots.values()), 7, 16, 0, seed=1, bos=BOS)
+    for s in base.sequences.to_pylist():
+        assert all(s["input_ids"][a] == BOS for a, _ in s["indices"])
+
+
+def test_short_context_windows_inside_a_unit_start_with_the_bos(tiny_llama):
+    """Windows past a unit's first n tokens get the BOS in front, as scoring's windows of a
+    long document do; the unit's own first window is led by the BOS packing put there."""
+    from models.short_context import short_context_logprobs
+
+    n, overlap = 16, 4
+    ids = np.concatenate([[BOS], _seq(60, 4)])[None]
+    logp, full = short_context_logprobs(tiny_llama, ids, [[(0, 61)]], n, overlap,
+                                        bos_token_id=BOS)
+    plain, _ = short_context_logprobs(tiny_llama, ids, [[(0, 61)]], n, overlap)
+    for w in plan_windows([61], n, overlap):
+        if w.start == 0:
+            continue
+        ref = naive_scores(tiny_llama, ids[0, w.start:w.end], bos_token_id=BOS)
+        np.testing.assert_allclose(-logp[0, w.score_from:w.end],
+                                   ref.nll[w.score_from - w.start:], atol=1e-4)
+    scored = np.isfinite(logp[0])
+    assert scored.sum() > 30 and not np.allclose(logp[0, scored], plain[0, scored])
+    first, _ = short_context_logprobs(tiny_llama, ids, [[(0, 61)]], n, overlap,
+                                      first_window=True, bos_token_id=BOS)
+    ref = naive_scores(tiny_llama, ids[0, :n])  # the data's own BOS leads, none added
+    np.testing.assert_allclose(-first[0, 1:n], ref.nll[1:n], atol=1e-4)
