@@ -223,7 +223,8 @@ def _flow(instance: dg.DagsterInstance, corpus: Path, config: Path) -> None:
     assert after["trained_model"] == {} and after["token_weights"] == {}
 
 
-ALL_STAGES = ["corpus_shards", "unit_counts", "recurring_text", "tokenized_docs", "chunks", "chunk_embeddings",
+ALL_STAGES = ["corpus_shards", "unit_counts", "recurring_text", "tokenized_docs", "chunks",
+              "chunk_embeddings",
               "entropy_profiles", "anchors", "vector_index", "retrieval_candidates",
               "verified_dependencies", "packed_dataset", "baseline_dataset", "stats_catalog",
               "token_weights", "trained_model"]
