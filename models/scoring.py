@@ -35,13 +35,17 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from models.settings import KERNEL
+
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    window: int = 0  # tokens per forward; 0 = the model's max_position_embeddings
-    overlap: int = 1024  # minimum context of a token scored in a later window
-    token_budget: int = 8192  # padded tokens per forward batch
-    block_size: int = 512  # positions per LM-head block (block x vocab fp32 logits)
+    """The kernel's settings (defaults: models.settings.KernelSettings) and the BOS."""
+
+    window: int = KERNEL.window  # tokens per forward; 0 = the model's max_position_embeddings
+    overlap: int = KERNEL.overlap  # minimum context of a token scored in a later window
+    token_budget: int = KERNEL.token_budget  # padded tokens per forward batch
+    block_size: int = KERNEL.block_size  # positions per LM-head block (fp32 logits)
     bos_token_id: int | None = None  # prepended to every forward input; None: no BOS
 
 

@@ -4,6 +4,33 @@ that reading a config does not load it."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class KernelSettings(BaseModel):
+    """The entropy kernel's windows and batches (models.scoring.ScoringConfig takes its
+    defaults from here; the config's ``scoring`` block adds where it runs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    window: int = Field(0, ge=0)  # tokens per forward; 0: the model's max_position_embeddings
+    overlap: int = Field(1024, ge=0)  # minimum context of a token scored in a later window
+    token_budget: int = Field(8192, gt=0)  # padded tokens per forward batch
+    block_size: int = Field(512, gt=0)  # positions per LM-head block (block x vocab logits)
+
+
+KERNEL = KernelSettings()
+
+
+class VerifySettings(BaseModel):
+    """Where each (document, chunk) verification pass reads H'."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    positions: Literal["all", "anchors"] = "all"  # all: every scored position of the root
+    # (what the span rule needs); anchors: only the anchors (the paper's reading)
 
 
 @dataclass(frozen=True)

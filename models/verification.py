@@ -20,10 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
 
 from models.scoring import (
     DEFAULT_SCORING,
@@ -33,6 +31,7 @@ from models.scoring import (
     plan_windows,
     score_positions,
 )
+from models.settings import VerifySettings
 
 
 @dataclass(frozen=True)
@@ -105,12 +104,6 @@ def verify_naive(model, docs: Sequence[np.ndarray], chunks: Sequence[np.ndarray]
             tokens += len(seq)
         out.append(PairScores(p, ent, nll, "ok"))
     return out, tokens
-
-
-class VerifySettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    positions: Literal["all", "anchors"] = "all"  # where H' is read in each (doc, chunk) pass
 
 
 DEFAULT_VERIFY = VerifySettings()

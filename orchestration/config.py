@@ -23,7 +23,7 @@ from lakehouse.recurring import RecurringSettings
 from lakehouse.retrieval import RetrievalSettings
 from lakehouse.storage import Lake, is_url
 from lakehouse.vector_index import IndexSettings
-from models.settings import TrainSettings
+from models.settings import KernelSettings, TrainSettings, VerifySettings
 
 _TR = TrainSettings()  # the trainer's defaults are the config's: one definition per setting
 
@@ -62,13 +62,9 @@ class IngestConfig(_Strict):
     max_chars: int = Field(1_000_000, gt=0)
 
 
-class ScoringSettings(_Strict):
-    """The entropy kernel (models.scoring.ScoringConfig) and where it runs."""
+class ScoringSettings(KernelSettings):
+    """The entropy kernel (models.settings.KernelSettings) and where it runs."""
 
-    window: int = Field(0, ge=0)  # 0: the model's max_position_embeddings
-    overlap: int = Field(1024, ge=0)
-    token_budget: int = Field(8192, gt=0)
-    block_size: int = Field(512, gt=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float32", "bfloat16"] = "float32"  # weights; reductions are always fp32
     bos: Literal["auto", "always", "never"] = "auto"  # the scorer's BOS before every scored
@@ -81,11 +77,9 @@ class ChunkSettings(_Strict):
     min_size: int | None = Field(None, ge=0)  # default size // 2
 
 
-class VerificationSettings(DecisionSettings):
+class VerificationSettings(DecisionSettings, VerifySettings):
     """The decision (lakehouse.dependencies.DecisionSettings) and where each (document,
-    chunk) pass reads H' (models.verification.VerifySettings.positions)."""
-
-    positions: Literal["all", "anchors"] = "all"  # all: every scored position of the root
+    chunk) pass reads H' (models.settings.VerifySettings)."""
 
     @field_validator("mode", mode="before")
     @classmethod
