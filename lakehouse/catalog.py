@@ -21,9 +21,10 @@ import pyarrow as pa
 
 from lakehouse import storage, tables
 from lakehouse.object_store import register_duckdb_filesystem
+from lakehouse.project_files import project_file
 from lakehouse.storage import Lake, is_url, staged
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+SQL_DIR = project_file("sql")
 
 
 @dataclass(frozen=True)

@@ -43,8 +43,14 @@ class ModelNotFoundError(RuntimeError):
 
 
 def model_cache_dir() -> Path:
-    """Where built-in models are cached: ``$ELONG_MODEL_CACHE`` or ``<project>/.cache/models``."""
-    return Path(os.environ.get("ELONG_MODEL_CACHE", PROJECT_ROOT / ".cache" / "models"))
+    """Where built-in models are cached: ``$ELONG_MODEL_CACHE``, else ``.cache/models`` of the
+    checkout, else the user's cache folder (never inside an installed wheel)."""
+    if os.environ.get("ELONG_MODEL_CACHE"):
+        return Path(os.environ["ELONG_MODEL_CACHE"])
+    if (PROJECT_ROOT / "pipeline.yaml").is_file():  # a checkout
+        return PROJECT_ROOT / ".cache" / "models"
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "entropylong" / "models"
 
 
 @dataclass(frozen=True)

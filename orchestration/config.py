@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from lakehouse.anchors import AnchorSettings
 from lakehouse.corpora import CorpusSpec
 from lakehouse.dependencies import DecisionSettings
+from lakehouse.project_files import is_installed_file, project_file
 from lakehouse.recurring import RecurringSettings
 from lakehouse.retrieval import RetrievalSettings
 from lakehouse.storage import Lake, is_url
@@ -27,8 +28,7 @@ from models.settings import KernelSettings, TrainSettings, VerifySettings
 
 _TR = TrainSettings()  # the trainer's defaults are the config's: one definition per setting
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = PROJECT_ROOT / "pipeline.yaml"
+DEFAULT_CONFIG = project_file("pipeline.yaml")
 
 
 class _Strict(BaseModel):
@@ -267,7 +267,9 @@ def load_config(path: str | os.PathLike | None = None) -> PipelineConfig:
     if not path.is_file():
         raise FileNotFoundError(f"pipeline config {path} not found (set ELONG_CONFIG)")
     raw = yaml.safe_load(path.read_text()) or {}
-    base = path.resolve().parent
+    # the installed default config's relative paths (lake, demo corpora) are the user's
+    # working directory's, never the installation's
+    base = Path.cwd() if is_installed_file(path) else path.resolve().parent
     raw["lake"] = _absolute(raw.get("lake", "lake"), base)
     if raw.get("catalog"):
         raw["catalog"] = _absolute(raw["catalog"], base)

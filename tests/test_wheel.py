@@ -1,5 +1,5 @@
 """The built wheel works without a checkout: installed into a fresh venv outside the repository,
-it finds its SQL views and queries and its default pipeline.yaml as package data, `elong --help`
+it finds its SQL views and queries and its default pipeline.yaml as data files, `elong --help`
 runs and `dagster definitions validate` loads the code location.
 
 The fresh venv takes the project's dependencies from this interpreter's site-packages (a
@@ -22,8 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 _SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
 
 pytestmark = pytest.mark.skipif(
-    "package-data" not in _SETUPTOOLS,
-    reason="sql/ and the default pipeline.yaml are not package data yet (issue 15)")
+    "data-files" not in _SETUPTOOLS,
+    reason="sql/ and the default pipeline.yaml are not installed with the wheel")
 
 
 def _run(argv: list[str], cwd: Path, env: dict | None = None) -> str:
