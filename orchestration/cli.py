@@ -56,14 +56,20 @@ def cmd_demo_corpora(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(config_path: Path | None, instance) -> dict[str, int]:
-    """Add every configured shard, root shard and training run as a partition."""
-    config = load_config(config_path)
+def _shards(config) -> list:
+    """The configured shards, or a clear error when no corpus matches any file."""
     refs = configured_shards(config)
     if not refs:
         raise UserError("no shard files found in any configured corpus ("
                         + ", ".join(f"{c.name}: {c.uri}" for c in config.corpora)
                         + "): check each corpus's uri, format and glob")
+    return refs
+
+
+def register(config_path: Path | None, instance) -> dict[str, int]:
+    """Add every configured shard, root shard and training run as a partition."""
+    config = load_config(config_path)
+    refs = _shards(config)
     wanted = {SHARDS_PARTITION_NAME: [r.key for r in refs],
               ROOT_SHARDS_PARTITION_NAME: [r.key for r in refs
                                            if "root" in config.roles(r.corpus)],
@@ -88,7 +94,7 @@ def cmd_register(args: argparse.Namespace) -> int:
 def cmd_partitions(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     keys = [r.name for r in config.training.runs] if args.runs else \
-        [r.key for r in configured_shards(config)]
+        [r.key for r in _shards(config)]
     for key in keys:
         print(key)
     return 0
@@ -210,6 +216,21 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, FileNotFoundError, ValueError) as exc:
         print(f"elong {args.command}: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        if not _storage_error(exc):
+            raise
+        print(f"elong {args.command}: cannot reach the storage ({type(exc).__name__}: "
+              f"{' '.join(str(exc).split())}): check the lake and corpus URLs, "
+              "AWS_ENDPOINT_URL and the credentials", file=sys.stderr)
+        return 1
+
+
+def _storage_error(exc: BaseException) -> bool:
+    """An unreachable or refusing object store (or file system), as fsspec backends raise it:
+    OSError and its kin, or the S3 client's own exceptions."""
+    module = type(exc).__module__ or ""
+    return isinstance(exc, OSError) or module.split(".")[0] in (
+        "botocore", "aiobotocore", "s3fs", "fsspec", "aiohttp")
 
 
 if __name__ == "__main__":
