@@ -1,5 +1,7 @@
-"""`token_weights`: frozen short-context log-probs of every packed sequence, for the
-token-weighted loss (the long-context side comes from the model in training)."""
+"""`token_weights`: frozen short-context log-probs of every token of every packed sequence,
+for the token-weighted loss (the long-context side comes from the model in training). The
+frozen scorer is a different model from the one in training, so its score is needed on the
+first window of each unit too (SPEC B.1)."""
 
 import dagster as dg
 import numpy as np
@@ -10,13 +12,22 @@ from assets.packing import DATASET_ASSETS
 from lakehouse import tables
 from lakehouse.plots import histogram_png
 from lakehouse.storage import write_parquet
-from models.registry import load_scorer, resolve_scorer
+from models.registry import load_scorer, load_tokenizer, resolve_scorer
 from models.scoring import model_window
-from models.short_context import short_context_table
+from models.short_context import check_shared_vocabulary, short_context_n, short_context_table
 from orchestration.lake_assets import StageContext, lake_asset
 from orchestration.partitions import TRANSIENT_RETRY
 
 ALIGNED_CHECK = "aligned_with_sequences"
+
+
+def fraction_summary(values: np.ndarray) -> dict:
+    """Mean, min, 10th percentile and median of per-sequence fractions (empty: {})."""
+    if not values.size:
+        return {}
+    return {"mean": round(float(values.mean()), 4), "min": round(float(values.min()), 4),
+            "p10": round(float(np.quantile(values, 0.1)), 4),
+            "median": round(float(np.median(values)), 4), "sequences": int(values.size)}
 
 
 @lake_asset(
@@ -25,21 +36,25 @@ ALIGNED_CHECK = "aligned_with_sequences"
     pool="gpu",
     group="training", kinds=["pytorch", "parquet"], retry=TRANSIENT_RETRY,
     checks=[(ALIGNED_CHECK, "one row per packed sequence, of its length; full_context exactly "
-                            "on each unit's first n tokens; log-probs <= 0 exactly past them",
-             True)],
-    description="Per packed sequence, log p'(n) of every token past its unit's first n "
-                "from the frozen short-context scorer (each unit scored alone, n-token "
-                "windows with n/4 overlap; the first n tokens, whose score is 0, are marked "
-                "full_context and not run), with scorer id, n and stride; joined to the "
-                "sequences by seq_id.",
+                            "on each unit's first n tokens; log-probs <= 0 exactly on every "
+                            "token of a unit but its first", True)],
+    description="Per packed sequence, log p'(n) of every token but each unit's first from "
+                "the frozen short-context scorer (each unit scored alone, n-token windows "
+                "with n/4 overlap; the unit's first n tokens, where the scorer sees the "
+                "whole unit, are marked full_context), with scorer id, n and stride, and the "
+                "scorable fraction per sequence; joined to the sequences by seq_id.",
 )
 def token_weights(ctx: StageContext):
     settings = ctx.settings
     cfg = settings.token_weighting
     spec = cfg.scorer or settings.models.scorer
-    model, _ = load_scorer(spec, dtype=settings.scoring.dtype,
-                           device=torch_device(settings.scoring.device))
-    n = cfg.n or model_window(model)
+    model, tokenizer = load_scorer(spec, dtype=settings.scoring.dtype,
+                                   device=torch_device(settings.scoring.device))
+    if spec != settings.models.scorer:  # the data's ids come from models.scorer's tokenizer
+        check_shared_vocabulary({f"frozen scorer {spec!r}": tokenizer,
+                                 f"scorer {settings.models.scorer!r}":
+                                     load_tokenizer(settings.models.scorer)[0]})
+    n = short_context_n(cfg.n, model_window(model))
     overlap = cfg.overlap if cfg.overlap is not None else n // 4
     scorer_id = resolve_scorer(spec).model_id
     meta: dict = {"scorer_id": scorer_id, "n": n, "stride": n - overlap}
@@ -57,9 +72,20 @@ def token_weights(ctx: StageContext):
         path = write_parquet(pa.Table.from_pydict(cols, schema=tables.TOKEN_WEIGHTS),
                              ctx.output_path(f"{dataset}.parquet"))
         far: np.ndarray = out["far_logp"]
+        scorable, beyond = out["scorable_fraction"], out["beyond_n_fraction"]
         meta.update({f"{dataset}_sequences": rows, f"{dataset}_tokens_beyond_n": int(far.size),
                      f"{dataset}_path": dg.MetadataValue.path(path),
-                     f"{dataset}_aligned": out["aligned"]})
+                     f"{dataset}_aligned": out["aligned"],
+                     f"{dataset}_scorable_fraction": dg.MetadataValue.json(
+                         fraction_summary(scorable)),
+                     f"{dataset}_beyond_n_fraction": dg.MetadataValue.json(
+                         fraction_summary(beyond))})
+        if beyond.size:
+            meta[f"{dataset}_beyond_n_histogram"] = image(histogram_png(
+                beyond, f"{dataset}: per sequence, counted tokens past their unit's first "
+                f"n = {n} (scorable unfrozen; frozen scores all: mean "
+                f"{scorable.mean():.3f})", "fraction of the sequence", bins=20),
+                "scorable fraction histogram")
         if far.size:
             meta[f"{dataset}_logp_histogram"] = image(histogram_png(
                 far, f"{dataset}: short-context log p of tokens beyond n = {n}", "log p'(n)"),

@@ -10,19 +10,22 @@ import numpy as np
 
 from assets.common import image, torch_device
 from assets.packing import DATASET_ASSETS
+from assets.token_weights import fraction_summary
 from lakehouse import tables
 from lakehouse.demo.pystdlib import generate as stdlib_prose
-from lakehouse.plots import curves_png
+from lakehouse.plots import curves_png, histogram_png
 from lakehouse.storage import exists, is_url, read_parquet, staged, write_parquet
 from models.evaluation import ensure_punkt_tab, perplexity_by_position, run_ruler
 from models.packed_data import PackedData
-from models.registry import load_training_model, model_cache_dir
+from models.registry import load_tokenizer, load_training_model, model_cache_dir
+from models.short_context import check_shared_vocabulary, scorer_window, short_context_n
 from models.training import (
     POSITION_BUCKETS,
     StepMetrics,
     TrainSettings,
     build_engine,
     resume,
+    scorable_fractions,
     train,
 )
 from orchestration.lake_assets import StageContext, lake_asset
@@ -36,13 +39,20 @@ def _run(ctx: StageContext):
     raise KeyError(f"training run {name!r} is not in the configuration")
 
 
-def _train_settings(settings, run, window: int) -> TrainSettings:
-    """The run's trainer settings; ``token_weighting.n: 0`` means the model's own context
-    (``window``), as it does for the frozen scorer in token_weights."""
+def _frozen_scorer(settings) -> str:
+    return settings.token_weighting.scorer or settings.models.scorer
+
+
+def _train_settings(settings, run) -> TrainSettings:
+    """The run's trainer settings. ``token_weighting.n`` resolves as in token_weights (0:
+    the frozen scorer's window), so frozen and unfrozen runs cut the context at the same n;
+    kappa None: the paper's default for the run's variant (0.4 frozen, 0.2 unfrozen)."""
     t = settings.training
     tw = settings.token_weighting
+    window = 0 if tw.n else scorer_window(_frozen_scorer(settings))  # read only when needed
+    n = short_context_n(tw.n, window)
     return TrainSettings(mode=run.mode, frozen=run.frozen, variant=tw.variant,
-                         shift_k=tw.shift_k, lam=tw.lam, kappa=tw.kappa, n=tw.n or window,
+                         shift_k=tw.shift_k, lam=tw.lam, kappa=tw.kappa, n=n,
                          overlap=tw.overlap, steps=t.steps, micro_batch=t.micro_batch,
                          grad_accum=t.grad_accum, lr=t.lr, warmup_steps=t.warmup_steps,
                          zero_stage=t.zero_stage, rope_theta=t.rope_theta,
@@ -105,9 +115,20 @@ def trained_model(ctx: StageContext):
     out = _local_dir(ctx.output_path(run.name))
     ckpt = out / "deepspeed"
     metrics_path = out / "metrics.parquet"
-    model, tokenizer = load_training_model(settings.training.model or settings.models.scorer,
-                                           settings.models.scorer, seed=settings.training.seed)
-    ts = _train_settings(settings, run, int(model.config.max_position_embeddings))
+    spec = settings.training.model or settings.models.scorer
+    model, tokenizer = load_training_model(spec, settings.models.scorer,
+                                           seed=settings.training.seed)
+    vocabularies = {f"trained model {spec!r}": tokenizer}
+    if spec != settings.models.scorer:
+        vocabularies[f"scorer {settings.models.scorer!r}"] = \
+            load_tokenizer(settings.models.scorer)[0]
+    if run.mode != "uniform" and run.frozen and _frozen_scorer(settings) != spec:
+        vocabularies[f"frozen scorer {_frozen_scorer(settings)!r}"] = \
+            load_tokenizer(_frozen_scorer(settings))[0]
+    check_shared_vocabulary(vocabularies)
+    ts = _train_settings(settings, run)
+    scorable = scorable_fractions(train_data.spans, ts, train_data.logp_short) \
+        if run.mode != "uniform" else np.zeros(0)
     engine = build_engine(model, ts)
     start = resume(engine, str(ckpt)) if ckpt.exists() else 0
     earlier = [r for r in read_parquet(metrics_path).to_pylist() if r["step"] < start] \
@@ -136,7 +157,16 @@ def trained_model(ctx: StageContext):
             "final_loss": float(rows[-1]["loss_unweighted"]) if rows else float("nan"),
             "seconds": time.perf_counter() - t0, "settings": dg.MetadataValue.json(asdict(ts)),
             "model": dg.MetadataValue.path(str(out / "model")),
-            "metrics": dg.MetadataValue.path(str(metrics_path))}
+            "metrics": dg.MetadataValue.path(str(metrics_path)),
+            "attention": engine.module.config._attn_implementation,
+            "gradient_checkpointing": ts.checkpointing(int(train_data.input_ids.shape[1])),
+            "n": ts.n, "kappa": ts.sparse_kappa}
+    if scorable.size:  # sparse keeps only these tokens; dense weighs the rest at lambda
+        meta["scorable_fraction"] = dg.MetadataValue.json(fraction_summary(scorable))
+        meta["scorable_histogram"] = image(histogram_png(
+            scorable, f"{run.name}: per sequence, counted tokens with a usable score "
+            f"({'frozen' if run.frozen else f'unfrozen, past the first n = {ts.n}'})",
+            "fraction of the sequence", bins=20), "scorable fraction histogram")
     if rows:
         meta["loss_curve"] = image(curves_png(steps, {
             "unweighted": np.array([r["loss_unweighted"] for r in rows]),

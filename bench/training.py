@@ -1,11 +1,19 @@
-"""Training step cost of each loss mode against the uniform loss, and the blockwise loss's
-peak memory against the naive full-logits loss.
+"""Training step cost of each loss mode against the uniform loss, the blockwise loss's
+peak memory against the naive full-logits loss, and the attention path's peak memory and
+step time against the dense unit mask as sequences grow to 131,072 tokens.
 
 Same model, data and DeepSpeed settings for every mode, in one run:
   * step time (median over the measured steps, after warm-up steps) and peak resident
-    memory of uniform, frozen dense, frozen sparse, unfrozen dense and unfrozen sparse;
+    memory of uniform, frozen dense, frozen sparse, unfrozen dense and unfrozen sparse, on
+    the trainer's attention path;
   * loss + backward peak memory and time at one long sequence: blockwise fp32 loss
-    (models.weighted_loss) against `cross_entropy(lm_head(h).float())`.
+    (models.weighted_loss) against `cross_entropy(lm_head(h).float())`;
+  * one uniform training step at 8K, 32K and 131,072 tokens per sequence (units of 1-3K
+    tokens, as packing makes them) on the trainer's attention path (per-unit SDPA on a CPU,
+    gradient checkpointing above 16K by default) against the dense [B, 1, T, T] mask
+    wherever the dense mask's projected peak fits the memory budget. Each point runs in a
+    fresh process, so that its peak RSS is its own; the exponent of peak memory in T is a
+    least-squares fit over the measured lengths (target: linear, 1).
 On a CPU a small Llama with SmolLM2's vocabulary (49,152) stands in, so the LM head weighs
 what it does in real models; on a GPU machine pass --model to time a real one.
 """
@@ -14,7 +22,11 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
+import math
 import statistics
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -34,6 +46,111 @@ def _data(n_seq: int, length: int, vocab: int, seed: int = 0):
         cuts = np.sort(rng.choice(np.arange(256, length - 256), 2, replace=False))
         spans.append([(0, int(cuts[0])), (int(cuts[0]), int(cuts[1])), (int(cuts[1]), length)])
     return ids, spans
+
+
+def _unit_data(length: int, vocab: int, seed: int = 0):
+    """One sequence of ``length`` tokens cut into units of 1-3K tokens."""
+    rng = np.random.default_rng(seed)
+    cuts, pos = [0], 0
+    while length - pos > 3072:
+        pos += int(rng.integers(1024, 3073))
+        cuts.append(pos)
+    cuts.append(length)
+    return rng.integers(0, vocab, (1, length)), [list(zip(cuts[:-1], cuts[1:], strict=True))]
+
+
+def memory_point(attention: str, length: int, args) -> dict:
+    """Peak RSS and time of one uniform training step (run in a fresh process)."""
+    ids, spans = _unit_data(length, args.vocab)
+    settings = TrainSettings(steps=1, micro_batch=1, grad_accum=1, lr=1e-4, warmup_steps=0,
+                             zero_stage=0, block_size=args.block_size, attention=attention)
+    model = tiny_llama(args.vocab, args.layers, args.hidden, head_dim=64,
+                       max_positions=max(length, 2048))
+    engine = build_engine(model, settings)
+    batch = PackedBatch(torch.from_numpy(ids), spans)
+    tokens = int(sum(e - a - 1 for a, e in spans[0]))
+    gc.collect()
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        micro_step(engine, settings, batch, tokens)
+        engine.step()
+        seconds = time.perf_counter() - t0
+    return {"attention": attention, "length": length, "peak": mem.peak, "seconds": seconds,
+            "units": len(spans[0]), "checkpointing": settings.checkpointing(length),
+            "implementation": engine.module.config._attn_implementation}
+
+
+def _run_point(attention: str, length: int, args) -> dict:
+    cmd = [sys.executable, "-m", "bench.training", "--point", f"{attention}:{length}",
+           "--vocab", str(args.vocab), "--layers", str(args.layers), "--hidden",
+           str(args.hidden), "--block-size", str(args.block_size)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        return {"attention": attention, "length": length, "error": out.stderr[-2000:]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def exponent(points: list[dict]) -> float:
+    """Least-squares slope of log(peak) against log(T)."""
+    if len(points) < 2:
+        return math.nan
+    x = np.log([p["length"] for p in points])
+    y = np.log([max(p["peak"], 1) for p in points])
+    return float(np.polyfit(x, y, 1)[0])
+
+
+def attention_records(args) -> list[Record]:
+    """Peak memory and step time per length: the trainer's path against the dense mask."""
+    lengths = [int(x) for x in args.memory_lengths.split(",") if x]
+    budget = args.memory_budget_gib * 2**30
+    new, dense, records = [], [], []
+    for length in (int(x) for x in args.dense_lengths.split(",") if x):
+        q = _run_point("dense_mask", length, args)  # shorter ones, for the dense exponent
+        print(json.dumps(q), flush=True)
+        if "error" not in q:
+            dense.append(q)
+    for length in lengths:
+        p = _run_point("auto", length, args)
+        print(json.dumps(p), flush=True)
+        if "error" in p:
+            raise RuntimeError(f"attention path failed at {length}: {p['error']}")
+        new.append(p)
+        # the dense mask's peak grows as T^2: project it from the last measured point
+        guess = dense[-1]["peak"] * (length / dense[-1]["length"]) ** 2 if dense else 0.0
+        q = None
+        if guess <= budget:
+            q = _run_point("dense_mask", length, args)
+            print(json.dumps(q), flush=True)
+            if "error" in q:
+                q = None
+            else:
+                dense.append(q)
+        if q:
+            how = "measured"
+        elif guess:
+            how = (f"not run: projected peak {guess / 2**30:.1f} GiB > budget "
+                   f"{args.memory_budget_gib} GiB")
+        else:
+            how = "failed"
+        params = {"length": length, "vocab": args.vocab, "layers": args.layers,
+                  "hidden": args.hidden, "units": p["units"],
+                  "checkpointing": p["checkpointing"], "implementation": p["implementation"],
+                  "dense_mask": how}
+        base_m = q["peak"] / 2**20 if q else math.nan
+        base_t = q["seconds"] if q else math.nan
+        records.append(Record(f"step peak RSS at {length}: unit path / dense", p["peak"] / 2**20,
+                              base_m, p["peak"] / 2**20 / base_m, "MiB",
+                              "completes; < dense where it fits",
+                              not q or p["peak"] < q["peak"], device_name(), params))
+        records.append(Record(f"step time at {length}: unit path / dense", p["seconds"],
+                              base_t, p["seconds"] / base_t, "s/step", "reported", True,
+                              device_name(), params))
+    fit = exponent(new)  # over the measured lengths (fixed costs flatten the shortest)
+    records.append(Record("peak RSS exponent in T: unit path (dense)", fit, exponent(dense),
+                          math.nan, "dlogM/dlogT", "<= 1.15 (linear)", fit <= 1.15,
+                          device_name(), {"lengths": lengths,
+                                          "dense_lengths": [d["length"] for d in dense]}))
+    return records
 
 
 def time_mode(mode: str, frozen: bool, args, ids, spans, frozen_scores) -> tuple[float, int]:
@@ -103,12 +220,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--zero-stage", type=int, default=0)
     p.add_argument("--block-size", type=int, default=1024)
     p.add_argument("--loss-length", type=int, default=16384)
+    p.add_argument("--memory-lengths", default="8192,32768,131072")
+    p.add_argument("--dense-lengths", default="2048,4096")  # dense only: its exponent
+    p.add_argument("--memory-budget-gib", type=float, default=6.0)  # shared machine: keep low
+    p.add_argument("--skip-modes", action="store_true")  # only the attention records
+    p.add_argument("--skip-memory", action="store_true")  # only the loss-mode records
+    p.add_argument("--point", help=argparse.SUPPRESS)  # internal: one memory point
     args = p.parse_args(argv)
+    if args.point:
+        attention, length = args.point.split(":")
+        print(json.dumps(memory_point(attention, int(length), args)))
+        return
+    records = [] if args.skip_memory else attention_records(args)
+    if args.skip_modes:
+        report("training", records)
+        return
 
     ids, spans = _data(args.warmup + args.steps, args.length, args.vocab)
     scorer = tiny_llama(args.vocab, args.layers, args.hidden, seed=1, head_dim=64,
                         max_positions=65536).eval()
-    frozen_scores = short_context_logprobs(scorer, ids, spans, args.n, args.n // 4)
+    frozen_scores = short_context_logprobs(scorer, ids, spans, args.n, args.n // 4,
+                                           first_window=True)  # frozen: every token
     del scorer
     modes = [("uniform", True), ("dense", True), ("sparse", True), ("dense", False),
              ("sparse", False)]
@@ -117,7 +249,6 @@ def main(argv: list[str] | None = None) -> None:
     params = {"vocab": args.vocab, "layers": args.layers, "hidden": args.hidden,
               "length": args.length, "n": args.n, "steps": args.steps,
               "zero_stage": args.zero_stage}
-    records = []
     for (mode, frozen), (t, m) in results.items():
         if mode == "uniform":
             continue

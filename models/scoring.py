@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from models.fused_head import reducer
 from models.settings import KERNEL
 
 
@@ -46,6 +47,7 @@ class ScoringConfig:
     overlap: int = KERNEL.overlap  # minimum context of a token scored in a later window
     token_budget: int = KERNEL.token_budget  # padded tokens per forward batch
     block_size: int = KERNEL.block_size  # positions per LM-head block (fp32 logits)
+    compile: str = KERNEL.compile  # fused head through torch.compile: auto | on | off
     bos_token_id: int | None = None  # prepended to every forward input; None: no BOS
 
 
@@ -131,51 +133,71 @@ def batches_by_budget(windows: Sequence[Window], token_budget: int) -> Iterator[
         yield batch
 
 
-def _head_transform(model):
-    """Logit post-processing some architectures apply after the LM head (e.g. soft-capping)."""
-    cap = getattr(model.config, "final_logit_softcapping", None)
-    scale = getattr(model.config, "logit_scale", None)
+@dataclass(frozen=True)
+class HeadTransform:
+    """Logit post-processing some architectures apply after the LM head: ``logit_scale``
+    (Cohere) and ``final_logit_softcapping`` (Gemma 2); 0 = none. Inside the fused kernel."""
 
-    def transform(logits: torch.Tensor) -> torch.Tensor:
-        if scale:
-            logits = logits * scale
-        if cap:
-            logits = torch.tanh(logits / cap) * cap
+    scale: float = 0.0
+    cap: float = 0.0
+
+    def __call__(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.scale:
+            logits = logits * self.scale
+        if self.cap:
+            logits = torch.tanh(logits / self.cap) * self.cap
         return logits
 
-    return transform
+
+def _head_transform(model) -> HeadTransform:
+    return HeadTransform(float(getattr(model.config, "logit_scale", None) or 0.0),
+                         float(getattr(model.config, "final_logit_softcapping", None) or 0.0))
 
 
 @torch.no_grad()
 def entropy_nll_from_hidden(hidden: torch.Tensor, targets: torch.Tensor, head: torch.nn.Module,
-                            block_size: int, transform=lambda x: x
+                            block_size: int, transform=HeadTransform(),
+                            compile: str = KERNEL.compile
                             ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Entropy and NLL (fp32) for rows of final hidden states, ``block_size`` rows at a time."""
+    """Entropy and NLL (fp32) for rows of final hidden states, ``block_size`` rows at a time.
+
+    Per block: the LM-head matmul, then the reductions of ``models.fused_head`` (compiled
+    and fused per ``compile``: auto | on | off, or the plain fallback). ``transform`` is a
+    ``HeadTransform`` (fused too) or any callable on the logits (applied before, eagerly).
+    """
     n = hidden.shape[0]
     ent = torch.empty(n, dtype=torch.float32, device=hidden.device)
     nll = torch.empty(n, dtype=torch.float32, device=hidden.device)
+    reduce = reducer(hidden.device, compile)
+    fused = isinstance(transform, HeadTransform)
+    scale, cap = (transform.scale, transform.cap) if fused else (0.0, 0.0)
     for lo in range(0, n, block_size):
         hi = min(lo + block_size, n)
-        z = transform(head(hidden[lo:hi].to(head.weight.dtype)).float())
-        # H = log S - sum(e * z) / S with z shifted by its max, e = exp(z), S = sum(e):
-        # one exp and two reductions over the block, no log-softmax tensor.
-        z.sub_(z.amax(dim=-1, keepdim=True))
-        e = torch.exp(z)
-        total = e.sum(-1)
-        log_total = torch.log(total)
-        ent[lo:hi] = log_total - torch.linalg.vecdot(e, z) / total
-        nll[lo:hi] = log_total - z.gather(1, targets[lo:hi, None]).squeeze(1)
-        del z, e
+        z = head(hidden[lo:hi].to(head.weight.dtype))
+        if not fused:
+            z = transform(z.float())
+        ent[lo:hi], nll[lo:hi] = reduce(z, targets[lo:hi], scale, cap)
+        del z
     return ent, nll
 
 
 @torch.no_grad()
-def _forward_hidden(model, ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+def _forward_hidden(model, ids: torch.Tensor, mask: torch.Tensor | None, cache=None,
+                    keep_cache: bool = False):
+    """Final hidden states of the model body (bf16 autocast on CUDA); with ``cache``, the
+    tokens follow the cached ones. ``keep_cache``: also return the cache filled by ``ids``."""
     body = model.base_model
+    kwargs = {"input_ids": ids, "attention_mask": mask}
+    if cache is not None or keep_cache:
+        kwargs.update(past_key_values=cache, use_cache=True)
+    else:
+        kwargs["use_cache"] = False
     if ids.device.type == "cuda":
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            return body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
-    return body(input_ids=ids, attention_mask=mask, use_cache=False).last_hidden_state
+            out = body(**kwargs)
+    else:
+        out = body(**kwargs)
+    return (out.last_hidden_state, out.past_key_values) if keep_cache else out.last_hidden_state
 
 
 def _forward_batch(model, sequences: Sequence[np.ndarray], batch: Sequence[Window],
@@ -225,7 +247,8 @@ def score_windows(model, sequences: Sequence[np.ndarray], windows: Sequence[Wind
         c = torch.cat(cols).to(device)
         h = hidden[r, c]
         targets = ids[r, c + 1]
-        ent, nll = entropy_nll_from_hidden(h, targets, head, config.block_size, transform)
+        ent, nll = entropy_nll_from_hidden(h, targets, head, config.block_size, transform,
+                                           config.compile)
         ent, nll = ent.cpu().numpy(), nll.cpu().numpy()
         offset = 0
         for w, span in zip(batch, spans, strict=True):
@@ -314,7 +337,7 @@ def score_positions(model, sequences: Sequence[np.ndarray], positions: Sequence[
                           for w in batch]).to(device)
         cols = cols + lead  # input columns of the asked tokens
         ent, nll = entropy_nll_from_hidden(hidden[rows, cols - 1], ids[rows, cols], head,
-                                           config.block_size, transform)
+                                           config.block_size, transform, config.compile)
         ent, nll = ent.cpu().numpy(), nll.cpu().numpy()
         offset = 0
         for w in batch:
@@ -324,3 +347,83 @@ def score_positions(model, sequences: Sequence[np.ndarray], positions: Sequence[
             offset += n
         del hidden
     return out
+
+
+def _expanded_cache(model, layers: Sequence[tuple[torch.Tensor, torch.Tensor]], rows: int):
+    """A fresh DynamicCache holding the prefix's keys and values for ``rows`` rows."""
+    from transformers import DynamicCache
+
+    return DynamicCache([(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1))
+                         for k, v in layers], config=model.config)
+
+
+def score_positions_after_prefix(model, prefix: np.ndarray, sequences: Sequence[np.ndarray],
+                                 positions: Sequence[np.ndarray],
+                                 config: ScoringConfig = DEFAULT_SCORING
+                                 ) -> tuple[list[TokenScores], int]:
+    """``score_positions`` on ``[prefix; sequence]`` for each sequence, the prefix run once.
+
+    Positions index ``[prefix; sequence]`` and must lie in the sequence part (>= the
+    prefix's length). The prefix (after the BOS, when set) but its last token goes through
+    the model body once; its keys and values (a transformers DynamicCache) are expanded over
+    each batch, and each row feeds the prefix's last token and its sequence on top, so the
+    row's first column predicts the sequence's first token. Same values as the full passes
+    (up to float summation order). Returns the scores and the tokens through the body.
+    """
+    prefix = np.asarray(prefix, np.int64)
+    bos = config.bos_token_id
+    lead = 0 if bos is None else 1
+    window = (config.window or model_window(model)) - lead
+    if len(prefix) < 1 + (1 - lead):  # nothing to cache: no BOS and a one-token prefix
+        full = [np.concatenate([prefix, np.asarray(s, np.int64)]) for s in sequences]
+        return score_positions(model, full, positions, config), int(sum(map(len, full)))
+    device = next(model.parameters()).device
+    head = model.get_output_embeddings()
+    transform = _head_transform(model)
+    p_len = len(prefix)
+    cached = prefix[:-1] if lead == 0 else np.concatenate([[bos], prefix[:-1]])
+    cached_ids = torch.as_tensor(cached, dtype=torch.long, device=device)[None]
+    _, cache = _forward_hidden(model, cached_ids, None, keep_cache=True)
+    layers = [(layer.keys, layer.values) for layer in cache.layers]
+    del cache
+    tokens = len(cached)
+    out = [TokenScores(np.zeros(len(p), np.float32), np.zeros(len(p), np.float32))
+           for p in positions]
+    wins = []
+    for i, (seq, pos) in enumerate(zip(sequences, positions, strict=True)):
+        if p_len + len(seq) > window:
+            raise ValueError(f"sequence {i}: prefix and sequence have {p_len + len(seq)} "
+                             f"tokens, more than the window {window}")
+        if len(pos) and (min(pos) < p_len or max(pos) >= p_len + len(seq)):
+            raise ValueError(f"sequence {i}: positions must lie in [{p_len}, "
+                             f"{p_len + len(seq)})")
+        if len(pos):
+            wins.append(Window(i, 0, len(seq) + 1, 0))  # fed: prefix[-1] and the sequence
+    for batch in batches_by_budget(wins, config.token_budget):
+        longest = batch[0].end
+        ids = torch.zeros((len(batch), longest), dtype=torch.long)
+        mask = torch.ones((len(batch), len(cached) + longest), dtype=torch.long)
+        for row, w in enumerate(batch):
+            ids[row, 0] = int(prefix[-1])
+            ids[row, 1:w.end] = torch.as_tensor(np.asarray(sequences[w.seq], np.int64))
+            mask[row, len(cached) + w.end:] = 0
+        ids = ids.to(device)
+        padded = any(w.end != longest for w in batch)
+        hidden = _forward_hidden(model, ids, mask.to(device) if padded else None,
+                                 _expanded_cache(model, layers, len(batch)))
+        tokens += sum(w.end for w in batch)
+        rows = torch.cat([torch.full((len(positions[w.seq]),), r, dtype=torch.long)
+                          for r, w in enumerate(batch)]).to(device)
+        cols = torch.cat([torch.as_tensor(np.asarray(positions[w.seq], dtype=np.int64))
+                          for w in batch]).to(device) - p_len  # the column predicting it
+        ent, nll = entropy_nll_from_hidden(hidden[rows, cols], ids[rows, cols + 1], head,
+                                           config.block_size, transform, config.compile)
+        ent, nll = ent.cpu().numpy(), nll.cpu().numpy()
+        offset = 0
+        for w in batch:
+            n = len(positions[w.seq])
+            out[w.seq].entropy[:] = ent[offset:offset + n]
+            out[w.seq].nll[:] = nll[offset:offset + n]
+            offset += n
+        del hidden
+    return out, tokens

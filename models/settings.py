@@ -19,6 +19,8 @@ class KernelSettings(BaseModel):
     overlap: int = Field(1024, ge=0)  # minimum context of a token scored in a later window
     token_budget: int = Field(8192, gt=0)  # padded tokens per forward batch
     block_size: int = Field(512, gt=0)  # positions per LM-head block (block x vocab logits)
+    compile: Literal["auto", "on", "off"] = "auto"  # entropy head fused by torch.compile;
+    # auto: on CUDA only (on CPU it measured no faster than the plain path, see bench/entropy)
 
 
 KERNEL = KernelSettings()
@@ -31,6 +33,13 @@ class VerifySettings(BaseModel):
 
     positions: Literal["all", "anchors"] = "all"  # all: every scored position of the root
     # (what the span rule needs); anchors: only the anchors (the paper's reading)
+    prefix_cache: bool = True  # passes starting with the same chunk run the chunk once and
+    # each root on its keys/values (same H'); False: every pass runs [chunk; root] whole
+
+
+KAPPA_FROZEN = 0.4  # sparse: kept fraction with a frozen scorer (SPEC B.2)
+KAPPA_UNFROZEN = 0.2  # sparse: kept fraction when the model scores itself
+CHECKPOINT_ABOVE = 16384  # gradient checkpointing by default for sequences longer than this
 
 
 @dataclass(frozen=True)
@@ -43,8 +52,9 @@ class TrainSettings:
     variant: str = "abs"
     shift_k: float = 2.0
     lam: float = 0.75
-    kappa: float = 0.4
-    n: int = 8192  # short context (unfrozen scoring); frozen scores carry their own n
+    kappa: float | None = None  # sparse kept fraction; None: 0.4 frozen, 0.2 unfrozen
+    n: int = 8192  # short context n; the pipeline resolves token_weighting.n with
+    # models.short_context.short_context_n (0: the frozen scorer's window), as token_weights
     overlap: int | None = None  # None: n / 4
     steps: int = 240
     micro_batch: int = 1
@@ -56,6 +66,22 @@ class TrainSettings:
     zero_stage: int = 3
     rope_theta: float | None = None  # context extension: the new RoPE base
     block_size: int = 1024  # LM-head rows per block
-    seed: int = 0
+    seed: int = 0  # data order and the sparse tie-breaking draw
     checkpoint_every: int = 50  # 0: only at the end
     bf16: bool = False  # bf16 weights and activations (GPU); the loss stays fp32
+    attention: str = "auto"  # auto (FlashAttention-2 varlen on CUDA when installed, else
+    # per-unit SDPA) | flash_attention_2 | unit_sdpa | dense_mask (T x T mask; reference)
+    gradient_checkpointing: bool | None = None  # None: on above CHECKPOINT_ABOVE tokens
+
+    @property
+    def sparse_kappa(self) -> float:
+        """kappa of this run: the configured one, else the paper's default for the variant."""
+        if self.kappa is not None:
+            return self.kappa
+        return KAPPA_FROZEN if self.frozen else KAPPA_UNFROZEN
+
+    def checkpointing(self, length: int) -> bool:
+        """Whether a micro-batch of sequences of ``length`` tokens recomputes activations."""
+        if self.gradient_checkpointing is not None:
+            return self.gradient_checkpointing
+        return length > CHECKPOINT_ABOVE

@@ -1,11 +1,14 @@
 """Continued pretraining on packed sequences with the token-weighted loss, on DeepSpeed.
 
 One optimizer step = ``grad_accum`` micro-batches of ``micro_batch`` packed sequences. Per
-micro-batch: the model body runs once with attention kept inside units (a block-diagonal
-causal mask built from the ProLong `indices`, positions restarting at each unit), the
+micro-batch: the model body runs once with attention kept inside units (models.attention:
+unit boundaries from the ProLong `indices` passed as sequence lengths, positions restarting
+at each unit; FlashAttention-2 varlen on CUDA, per-unit SDPA elsewhere, so memory grows
+linearly with the sequence; gradient checkpointing above 16K tokens by default), the
 per-token NLL comes out of the blockwise LM-head loss (models.weighted_loss), the weights
 are computed from it and the short-context log-probs (frozen: precomputed by the
-`token_weights` asset; unfrozen: the model itself at context n, no gradient), and
+`token_weights` asset on every token; unfrozen: the model itself at context n, no
+gradient, score 0 on each unit's first n tokens), and
 sum(w * nll) / (tokens counted in the whole step) is backpropagated. DeepSpeed's own
 division by the accumulation steps is switched off, so the gradient is that of the step's
 weighted mean, however the step is split into micro-batches.
@@ -27,8 +30,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from models.attention import (
+    DENSE,
+    dense_unit_mask,
+    resolve_attention,
+    unit_hidden,
+    unit_positions,
+    use_attention,
+)
 from models.settings import TrainSettings
 from models.short_context import short_context_logprobs
+from models.sparse_selection import draw_seed, scorable_fraction, sparse_weights
 from models.token_weights import ignore_mask, scores, token_weights
 from models.weighted_loss import BlockwiseLMHead, token_nll
 
@@ -40,7 +52,7 @@ class PackedBatch:
     input_ids: torch.Tensor  # [B, T]
     spans: list[list[tuple[int, int]]]
     logp_short: torch.Tensor | None = None  # [B, T] frozen short-context log-probs
-    full_context: torch.Tensor | None = None  # [B, T] bool: short context == long context
+    full_context: torch.Tensor | None = None  # [B, T] bool: in the unit's first n tokens
 
 
 @dataclass
@@ -56,6 +68,7 @@ class StepMetrics:
     lr: float
     seconds: float
     loss_by_position: dict[str, float] = field(default_factory=dict)
+    scorable_fraction: float = 1.0  # counted tokens with a usable score (mean per sequence)
 
 
 def use_blockwise_head(model, block_size: int) -> None:
@@ -77,26 +90,11 @@ def set_rope_theta(model, theta: float) -> None:
     model.model.rotary_emb = type(rotary)(config=config).to(rotary.inv_freq.device)
 
 
-def unit_positions(spans: Sequence[Sequence[tuple[int, int]]], length: int) -> torch.Tensor:
-    """Position ids [B, T] restarting at 0 in each unit (0 on padding)."""
-    pos = torch.zeros(len(spans), length, dtype=torch.long)
-    for i, units in enumerate(spans):
-        for a, e in units:
-            pos[i, a:e] = torch.arange(e - a)
-    return pos
-
-
 def unit_attention(spans: Sequence[Sequence[tuple[int, int]]], length: int
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(mask [B, 1, T, T] bool, position ids [B, T]): causal inside each unit, nothing
-    across units; positions restart at 0 in each unit; padding attends to itself only."""
-    mask = torch.zeros(len(spans), 1, length, length, dtype=torch.bool)
-    diag = torch.arange(length)
-    mask[:, 0, diag, diag] = True  # padding rows stay finite
-    for i, units in enumerate(spans):
-        for a, e in units:
-            mask[i, 0, a:e, a:e] = torch.tril(torch.ones(e - a, e - a, dtype=torch.bool))
-    return mask, unit_positions(spans, length)
+    """(mask [B, 1, T, T] bool, position ids [B, T]): the dense reference of
+    models.attention.unit_hidden (T^2 memory; tests, benchmark baseline)."""
+    return dense_unit_mask(spans, length), unit_positions(spans, length)
 
 
 def micro_batches(n_sequences: int, settings: TrainSettings, start_step: int
@@ -135,27 +133,63 @@ def nll_by_position(nll: torch.Tensor, valid: torch.Tensor, spans,
     return out
 
 
-def batch_weights(settings: TrainSettings, model, batch: PackedBatch, nll: torch.Tensor,
-                  valid: torch.Tensor) -> torch.Tensor:
-    """Token weights for one micro-batch (no gradient)."""
-    if settings.mode == "uniform":
-        return valid.float()
+def batch_scores(settings: TrainSettings, model, batch: PackedBatch, nll: torch.Tensor,
+                 valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores s [B, T], eligible [B, T] bool) for one micro-batch, no gradient.
+
+    s_i = log p'(n) - log p(N) (through the score variant) on every token with a usable
+    score, 0 elsewhere. Eligible, frozen: every counted token the scorer predicted, its first
+    window included (the scorer and the model are different models, so s_i is not 0 there);
+    unfrozen: the tokens past their unit's first n, since on the first n the short and the
+    long context are the same and s_i = 0 by definition.
+    """
     if settings.frozen:
         if batch.logp_short is None:
             raise ValueError("frozen token weighting needs the token_weights asset's "
                              "short-context log-probs for every sequence")
-        logp_short, full = batch.logp_short, batch.full_context
+        logp_short = batch.logp_short.to(nll.device)
+        eligible = valid & torch.isfinite(logp_short)
     else:
         overlap = settings.overlap if settings.overlap is not None else settings.n // 4
         with torch.no_grad():
             lp, fc = short_context_logprobs(model, batch.input_ids.cpu().numpy(), batch.spans,
                                             settings.n, overlap,
                                             block_size=settings.block_size)
-        logp_short, full = torch.from_numpy(lp), torch.from_numpy(fc)
-    logp_short = logp_short.to(nll.device)
+        logp_short = torch.from_numpy(lp).to(nll.device)
+        eligible = valid & ~torch.from_numpy(fc).to(nll.device) & torch.isfinite(logp_short)
     s = scores(torch.nan_to_num(logp_short), -nll.detach(), settings.variant, settings.shift_k)
-    s = torch.where(full.to(nll.device) | ~valid, torch.zeros_like(s), s)
-    return token_weights(s, valid, settings.mode, settings.lam, settings.kappa)
+    return torch.where(eligible, s, torch.zeros_like(s)), eligible
+
+
+def batch_weights(settings: TrainSettings, model, batch: PackedBatch, nll: torch.Tensor,
+                  valid: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(token weights, eligible) for one micro-batch, no gradient: dense weights give the
+    tokens without a usable score s = 0; sparse never keeps them and breaks ties among the
+    eligible ones by a draw from ``seed`` (models.sparse_selection), never by position."""
+    if settings.mode == "uniform":
+        return valid.float(), valid
+    s, eligible = batch_scores(settings, model, batch, nll, valid)
+    if settings.mode == "sparse":
+        return sparse_weights(s, eligible, valid, settings.sparse_kappa, seed), eligible
+    return token_weights(s, valid, settings.mode, settings.lam), eligible
+
+
+def scorable_fractions(spans: Sequence[Sequence[tuple[int, int]]], settings: TrainSettings,
+                       logp_short: np.ndarray | None = None) -> np.ndarray:
+    """Per sequence, the share of counted tokens with a usable score (the ones sparse
+    weighting may keep): frozen, those with a finite frozen log-prob; unfrozen, those past
+    their unit's first n tokens. Known from the data before any step runs."""
+    out = np.zeros(len(spans))
+    for i, units in enumerate(spans):
+        counted = sum(max(e - a - 1, 0) for a, e in units)
+        if settings.frozen:
+            if logp_short is None:
+                raise ValueError("frozen scorable fractions need the frozen log-probs")
+            ok = sum(int(np.isfinite(logp_short[i, a + 1:e]).sum()) for a, e in units)
+        else:
+            ok = sum(max(e - a - settings.n, 0) for a, e in units)
+        out[i] = ok / max(counted, 1)
+    return out
 
 
 def init_single_process() -> None:
@@ -199,6 +233,9 @@ def build_engine(model, settings: TrainSettings):
     init_single_process()
     torch.manual_seed(settings.seed)
     use_blockwise_head(model, settings.block_size)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    use_attention(model, resolve_attention(settings.attention, device,
+                                           torch.bfloat16 if settings.bf16 else torch.float32))
     if settings.rope_theta:
         set_rope_theta(model, settings.rope_theta)
     model.train()
@@ -209,23 +246,35 @@ def build_engine(model, settings: TrainSettings):
     return engine
 
 
-def micro_step(engine, settings: TrainSettings, batch: PackedBatch, step_tokens: int
-               ) -> tuple[float, float, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Forward and backward of one micro-batch; returns its loss sums, weights, NLL, mask."""
+def set_checkpointing(model, on: bool) -> None:
+    """Gradient checkpointing of the decoder layers on or off (non-reentrant: ZeRO-3 and
+    keyword arguments pass through)."""
+    if on == bool(getattr(model, "is_gradient_checkpointing", False)):
+        return
+    if on:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_disable()
+
+
+def micro_step(engine, settings: TrainSettings, batch: PackedBatch, step_tokens: int,
+               seed: int = 0
+               ) -> tuple[float, float, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Forward and backward of one micro-batch; returns its loss sums, weights, NLL, the
+    counted tokens and the eligible ones (``seed``: the sparse tie-breaking draw)."""
     module = engine.module
     device = engine.device
     ids = batch.input_ids.to(device)
-    mask, pos = unit_attention(batch.spans, ids.shape[1])
-    hidden = module.model(input_ids=ids, attention_mask=mask.to(device),
-                          position_ids=pos.to(device)).last_hidden_state
+    set_checkpointing(module, settings.checkpointing(ids.shape[1]))
+    hidden = unit_hidden(module.model, ids, batch.spans, dense=settings.attention == DENSE)
     nll = token_nll(hidden, module.get_output_embeddings(), ids)
     valid = ignore_mask(batch.input_ids, batch.spans).to(device)
-    w = batch_weights(settings, module, batch, nll, valid)
+    w, eligible = batch_weights(settings, module, batch, nll, valid, seed)
     weighted = (w * nll).sum()
     engine.backward(weighted / step_tokens, scale_wrt_gas=False)
     unweighted = (nll * valid).sum()
     return (float(weighted.detach()), float(unweighted.detach()), w.detach(), nll.detach(),
-            valid)
+            valid, eligible)
 
 
 def train(engine, settings: TrainSettings, load: Callable[[list[int]], PackedBatch],
@@ -238,10 +287,12 @@ def train(engine, settings: TrainSettings, load: Callable[[list[int]], PackedBat
         batches = [load(idx) for idx in micro]
         step_tokens = int(sum(int(ignore_mask(b.input_ids, b.spans).sum()) for b in batches))
         sums_w = sums_u = 0.0
-        ws, nlls, valids, spans = [], [], [], []
-        for b in batches:
-            lw, lu, w, nll, valid = micro_step(engine, settings, b, max(step_tokens, 1))
+        ws, nlls, valids, spans, scorable = [], [], [], [], []
+        for k, b in enumerate(batches):
+            lw, lu, w, nll, valid, eligible = micro_step(
+                engine, settings, b, max(step_tokens, 1), draw_seed(settings.seed, step, k))
             engine.step()
+            scorable.extend(scorable_fraction(eligible, valid).tolist())
             sums_w += lw
             sums_u += lu
             ws.append(w[valid])
@@ -258,7 +309,8 @@ def train(engine, settings: TrainSettings, load: Callable[[list[int]], PackedBat
                         weight_max=float(weights.max()),
                         weight_nonzero=float((weights > 0).float().mean()),
                         lr=float(engine.get_lr()[0]), seconds=time.perf_counter() - t0,
-                        loss_by_position=buckets)
+                        loss_by_position=buckets,
+                        scorable_fraction=float(np.mean(scorable)))
         history.append(m)
         if on_step:
             on_step(m)

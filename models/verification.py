@@ -26,10 +26,12 @@ import numpy as np
 from models.scoring import (
     DEFAULT_SCORING,
     ScoringConfig,
+    TokenScores,
     Window,
     model_window,
     plan_windows,
     score_positions,
+    score_positions_after_prefix,
 )
 from models.settings import VerifySettings
 
@@ -107,6 +109,42 @@ def verify_naive(model, docs: Sequence[np.ndarray], chunks: Sequence[np.ndarray]
 
 
 DEFAULT_VERIFY = VerifySettings()
+
+
+def pair_passes(chunks: Sequence[np.ndarray], segments: Sequence[np.ndarray],
+                positions: Sequence[np.ndarray], model, config: ScoringConfig,
+                keys: Sequence[str] | None = None, prefix_cache: bool = True
+                ) -> tuple[list[TokenScores], int]:
+    """Scores of the passes ``[chunks[i]; segments[i]]`` at ``positions[i]`` (indices into
+    the joined sequence, all inside the segment); returns them and the tokens forwarded.
+
+    With ``prefix_cache``, passes that start with the same chunk (``keys[i]`` equal: one
+    chunk retrieved by several roots, or by several segments of one root) run the chunk
+    through the model once and each segment on top of its keys and values
+    (``score_positions_after_prefix``); the chunk's tokens are forwarded once instead of
+    once per pass. A chunk of a single pass goes with the others through
+    ``score_positions`` (token-budget batches over whole sequences), as without the cache.
+    """
+    keys = list(keys) if keys is not None else [c.tobytes() for c in chunks]
+    by_key: dict = {}
+    for i, k in enumerate(keys):
+        by_key.setdefault(k, []).append(i)
+    out: list[TokenScores | None] = [None] * len(chunks)
+    tokens = 0
+    shared = [ix for ix in by_key.values() if prefix_cache and len(ix) > 1]
+    single = sorted(set(range(len(chunks))) - {i for ix in shared for i in ix})
+    for ix in shared:
+        got, n = score_positions_after_prefix(model, chunks[ix[0]], [segments[i] for i in ix],
+                                              [positions[i] for i in ix], config)
+        tokens += n
+        for i, g in zip(ix, got, strict=True):
+            out[i] = g
+    seqs = [np.concatenate([chunks[i], segments[i]]) for i in single]
+    for i, g in zip(single, score_positions(model, seqs, [positions[i] for i in single],
+                                             config), strict=True):
+        out[i] = g
+    tokens += int(sum(len(x) for x in seqs))
+    return out, tokens  # type: ignore[return-value]
 
 
 @dataclass
@@ -199,16 +237,16 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
                     strict=True))
     out.baseline_tokens = int(sum(len(x) for x in base_seqs))
     # pair passes: [C; D[s : last read position + 1]]
-    seqs, pos = [], []
+    segs_tok, pos = [], []
     for d, c, k, p in plan:
         w = segs[d][k]
-        ch = np.asarray(chunk_tokens[c], np.int64)
-        seg = np.asarray(doc_tokens[d][w.start:int(p[-1]) + 1], np.int64)
-        seqs.append(np.concatenate([ch, seg]))
-        pos.append(p - w.start + len(ch))
-    scored = score_positions(model, seqs, pos, config)
-    out.pair_passes = len(seqs)
-    out.forward_tokens = int(sum(len(x) for x in seqs)) + out.baseline_tokens
+        segs_tok.append(np.asarray(doc_tokens[d][w.start:int(p[-1]) + 1], np.int64))
+        pos.append(p - w.start + len(chunk_tokens[c]))
+    scored, pair_tokens = pair_passes([np.asarray(chunk_tokens[c], np.int64)
+                                       for _, c, _, _ in plan], segs_tok, pos, model, config,
+                                      [c for _, c, _, _ in plan], settings.prefix_cache)
+    out.pair_passes = len(plan)
+    out.forward_tokens = pair_tokens + out.baseline_tokens
     # join segments into one PassScores per (doc, chunk)
     parts: dict[tuple[str, str], list] = {}
     for (d, c, k, p), s in zip(plan, scored, strict=True):

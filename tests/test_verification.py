@@ -168,3 +168,48 @@ def test_a_chunk_that_leaves_no_room_marks_its_rows_too_long(tiny_llama):
     assert v.rows["status"].tolist() == ["too_long"] and np.isnan(v.rows["h_prime"][0])
     empty = verify_candidates(tiny_llama, ScoringConfig(), _cands([]), {}, {})
     assert empty.passes == [] and empty.forward_tokens == 0
+
+
+# --- shared-prefix passes: one chunk retrieved by several roots ------------------------------
+@pytest.mark.parametrize("bos", [None, 5])
+def test_scores_after_a_cached_prefix_equal_the_full_passes(tiny_llama, bos):
+    from models.scoring import score_positions_after_prefix
+
+    (prefix,) = _seqs([21], 20)
+    seqs = _seqs([30, 7, 15, 1], 21)
+    pos = [np.arange(21, 51), np.array([21, 27]), np.array([25, 35]), np.array([21])]
+    cfg = ScoringConfig(token_budget=40, bos_token_id=bos)  # several padded batches
+    got, tokens = score_positions_after_prefix(tiny_llama, prefix, seqs, pos, cfg)
+    ref = score_positions(tiny_llama, [np.concatenate([prefix, s]) for s in seqs], pos, cfg)
+    for g, r in zip(got, ref, strict=True):
+        np.testing.assert_allclose(g.entropy, r.entropy, atol=1e-4)
+        np.testing.assert_allclose(g.nll, r.nll, atol=1e-4)
+    lead = bos is not None
+    assert tokens == lead + 20 + sum(len(s) + 1 for s in seqs)  # the prefix once
+    with pytest.raises(ValueError, match="positions"):
+        score_positions_after_prefix(tiny_llama, prefix, seqs[:1], [np.array([20])], cfg)
+
+
+@pytest.mark.parametrize("positions", ["anchors", "all"])
+def test_stage_with_shared_chunks_equals_the_stage_without_the_cache(tiny_llama, positions):
+    from models.verification import VerifySettings, verify_candidates
+
+    docs = dict(zip("abcd", _seqs([60, 45, 200, 30], 22), strict=True))
+    chunks = dict(zip("xyz", _seqs([20, 33, 40], 23), strict=True))
+    # x: three roots; y: two roots; z: one root (grouped path); c is long: two segments
+    rows = [("a", 10, "x"), ("a", 40, "x"), ("b", 44, "x"), ("c", 150, "x"), ("d", 3, "x"),
+            ("a", 59, "y"), ("c", 7, "y"), ("c", 190, "y"), ("b", 20, "z")]
+    cfg = ScoringConfig(window=128, overlap=32, token_budget=160)
+    got = {cache: verify_candidates(tiny_llama, cfg, _cands(rows), docs, chunks,
+                                    VerifySettings(positions=positions, prefix_cache=cache))
+           for cache in (True, False)}
+    on, off = got[True], got[False]
+    assert on.rows["status"].tolist() == off.rows["status"].tolist() == ["ok"] * len(rows)
+    for key in ("h_prime", "nll_prime", "h", "nll"):
+        np.testing.assert_allclose(on.rows[key], off.rows[key], atol=1e-4)
+    for p, q in zip(on.passes, off.passes, strict=True):
+        np.testing.assert_array_equal(p.positions, q.positions)
+        np.testing.assert_allclose(p.h_prime, q.h_prime, atol=1e-4)
+        np.testing.assert_allclose(p.nll_prime, q.nll_prime, atol=1e-4)
+    assert on.pair_passes == off.pair_passes
+    assert on.forward_tokens < off.forward_tokens
