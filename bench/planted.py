@@ -277,11 +277,27 @@ def lookalike_candidates(prep: Prepared, anchors: pa.Table, query_vecs: np.ndarr
         "roots_with_truth": len(sources)}
 
 
-def stages(prep: Prepared, variant: Variant, model, embedder, pool=None) -> StageOutputs:
+def pool_frequencies(pool) -> tuple[dict[int, int], int]:
+    """Word document frequencies over the whole look-alike pool (each document's chunks
+    joined), as the pipeline's term_frequencies count every corpus of the lake: a first name
+    that look-alikes share is rare in the planted corpus alone but common in the pool."""
+    texts: dict[str, list[str]] = {}
+    for d, t in zip(pool.chunks["doc_id"].to_pylist(), pool.chunks["text"].to_pylist(),
+                    strict=True):
+        texts.setdefault(d, []).append(t)
+    dft, _ = document_frequencies([term_counts([" ".join(v) for v in texts.values()])],
+                                  len(texts))
+    return dict(zip(dft["term_hash"].to_pylist(), dft["docs"].to_pylist(), strict=True)), \
+        len(texts)
+
+
+def stages(prep: Prepared, variant: Variant, model, embedder, pool=None,
+           pool_df: tuple[dict[int, int], int] | None = None) -> StageOutputs:
     """Anchors -> chunks -> embed -> retrieve -> verify, for the roots with ground truth.
 
     Retrieval is exact cosine over the corpus's own chunks, or with ``pool`` (a
-    ``bench.retrieval.Pool``) the pipeline's retrieval stage over that look-alike pool."""
+    ``bench.retrieval.Pool``) the pipeline's retrieval stage over that look-alike pool, and
+    ``pool_df`` (``pool_frequencies``) the word frequencies verification judges rarity by."""
     from lakehouse.retrieval import RetrievalSettings
     from models.embedding import embed_texts
     from models.scoring import ScoringConfig
@@ -314,15 +330,16 @@ def stages(prep: Prepared, variant: Variant, model, embedder, pool=None) -> Stag
                           {k: x["ids"] for k, x in chunks.items()}, c.texts,
                           {d: (prep.tokens[d][1], prep.tokens[d][2]) for d in c.roots},
                           {k: x["text"] for k, x in chunks.items()}, masks,
-                          prep.doc_frequency, len(c.texts))
+                          *(pool_df or (prep.doc_frequency, len(c.texts))))
     return StageOutputs(anchors, astats, chunks, cands, v, inputs,
                         {"retrieve_s": t1 - t0, "verify_s": t2 - t1})
 
 
-def run_variant(prep: Prepared, variant: Variant, model, embedder, pool=None) -> dict:
+def run_variant(prep: Prepared, variant: Variant, model, embedder, pool=None,
+                pool_df: tuple[dict[int, int], int] | None = None) -> dict:
     """The stages, then decide; the figures of one (corpus, variant) run."""
     c = prep.corpus
-    st = stages(prep, variant, model, embedder, pool)
+    st = stages(prep, variant, model, embedder, pool, pool_df)
     v = st.verification
     table, stats = decide(st.inputs, v.rows, v.passes, variant.decision, c.truth)
     # what dropping copies contributes, on the same passes
@@ -391,7 +408,7 @@ def run(corpus: str = "realistic", variants: tuple[str, ...] = ("after",),
     corpus plus look-alike documents up to that many chunks (bench.retrieval's pool, cached
     embeddings) with the pipeline's retrieval stage instead of exact cosine."""
     model, tok, emb = _models()
-    pool = None
+    pool, pool_df = None, None
     if lookalike_chunks:
         if corpus != "realistic" or n_roots != 24:
             raise SystemExit("--lookalike-chunks needs the realistic corpus at 24 roots "
@@ -403,10 +420,12 @@ def run(corpus: str = "realistic", variants: tuple[str, ...] = ("after",),
         pool = planted_pool(PoolSpec(seed=seed, chunks=lookalike_chunks), tok,
                             lambda texts: embed_texts(emb, texts),
                             resolve_embedder(MINILM).model_id)
+        pool_df = pool_frequencies(pool)
         print(f"look-alike pool: {pool.chunks.num_rows:,} chunks "
-              f"({pool.cached:,} embeddings from the cache)", flush=True)
+              f"({pool.cached:,} embeddings from the cache), {pool_df[1]:,} documents",
+              flush=True)
     prep = prepare(load_corpus(corpus, n_roots, seed), model, tok)
-    return [run_variant(prep, VARIANTS[v], model, emb, pool) for v in variants]
+    return [run_variant(prep, VARIANTS[v], model, emb, pool, pool_df) for v in variants]
 
 
 TARGETS = {"planted_verified_span_recall": 0.7, "planted_verified_span_precision": 0.9,

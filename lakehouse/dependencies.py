@@ -73,7 +73,7 @@ def verified(di: np.ndarray, epsilon: float, nll_before: np.ndarray | None = Non
 
 
 class DecisionSettings(BaseModel):
-    """The `verification` section's decision settings (models.verification.VerifySettings
+    """The `verification` section's decision settings (models.settings.VerifySettings
     holds where H' is read)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
