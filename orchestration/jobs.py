@@ -8,6 +8,7 @@ shard, one training run, or the whole lake.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -73,8 +74,12 @@ def run_stages(defs: dg.Definitions, instance: dg.DagsterInstance, names: Sequen
         job = defs.resolve_job_def(stage.job)
         keys = instance.get_dynamic_partitions(stage.partitions) if stage.partitions else [None]
         for key in keys:
-            log(f"== {stage.job}" + (f" {key}" if key else ""))
+            label = stage.job + (f" {key}" if key else "")
+            log(f"== {label}")
+            start = time.perf_counter()
             res = job.execute_in_process(instance=instance, partition_key=key,
                                          raise_on_error=raise_on_error)
+            log(f"   {label}: {'ok' if res.success else 'FAILED'} in "
+                f"{time.perf_counter() - start:.0f} s")
             checks.extend(res.get_asset_check_evaluations())
     return checks

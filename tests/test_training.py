@@ -1,5 +1,7 @@
 """The DeepSpeed trainer on a tiny Llama: every loss mode trains, resume reproduces the
-loss curve, attention stays inside units, gradients are scaled per optimizer step."""
+loss curve (sparse draws included), attention stays inside units, the unit path and
+checkpointing train exactly as the dense mask does, gradients are scaled per optimizer
+step."""
 
 from __future__ import annotations
 
@@ -81,7 +83,7 @@ def test_zero_stage_3_trains_too():
 
 
 def test_resume_from_a_checkpoint_continues_the_same_loss_curve(tmp_path):
-    settings = TrainSettings(mode="dense", frozen=False, n=16, steps=6, micro_batch=2,
+    settings = TrainSettings(mode="sparse", frozen=False, n=16, steps=6, micro_batch=2,
                              grad_accum=1, lr=3e-3, warmup_steps=2, zero_stage=2,
                              checkpoint_every=3)
     _, full = _run(settings, _data(), ckpt=str(tmp_path / "a"))
@@ -107,6 +109,21 @@ def test_attention_never_crosses_a_unit_boundary():
     torch.testing.assert_close(a[0, 40:90], b[0, 40:90])  # the second unit does not notice
     torch.testing.assert_close(a[0, 40:90], alone[0], rtol=1e-4, atol=1e-4)
     assert not torch.allclose(a[0, :40], b[0, :40])
+
+
+def test_the_unit_path_and_checkpointing_train_as_the_dense_mask_does(frozen_scores):
+    curves = []
+    for attention, checkpointing in (("dense_mask", False), ("auto", False), ("auto", True)):
+        settings = TrainSettings(mode="sparse", frozen=True, steps=3, micro_batch=2,
+                                 grad_accum=1, lr=3e-3, warmup_steps=0, zero_stage=0,
+                                 attention=attention, gradient_checkpointing=checkpointing)
+        engine, hist = _run(settings, _data(), frozen_scores)
+        assert engine.module.config._attn_implementation == \
+            ("sdpa" if attention == "dense_mask" else "unit_sdpa")
+        curves.append([h.loss_weighted for h in hist])
+        assert 0 < hist[0].scorable_fraction <= 1
+    np.testing.assert_allclose(curves[1], curves[0], rtol=1e-5)
+    np.testing.assert_allclose(curves[2], curves[1], rtol=1e-5)
 
 
 def test_gradient_is_the_weighted_mean_of_the_step_however_it_is_split():
