@@ -402,6 +402,8 @@ QUERY_VARIANTS = [
     Variant("hybrid, root's 2 rarest words", {"mode": "hybrid", "context_terms": 2}),
     Variant("hybrid, root's 8 rarest words", {"mode": "hybrid", "context_terms": 8}),
     Variant("hybrid, root context weight 1", {"mode": "hybrid", "context_weight": 1.0}),
+    Variant("hybrid, root context as its own list", {"mode": "hybrid", "context_query": "list",
+                                                     "context_weight": 1.0}),
     Variant("hybrid, no per-doc/dup limits", {"mode": "hybrid", "per_doc": None,
                                               "dedup_cosine": None}),
     Variant("hybrid, depth 32", {"mode": "hybrid", "depth": 32}),

@@ -84,6 +84,9 @@ class RetrievalSettings(BaseModel):
     context_terms: int = Field(4, ge=0)  # lexical: the root document's this many rarest words
     # join every query of its anchors (0: off; needs retrieve(root_texts=...))
     context_weight: float = Field(0.5, gt=0)  # lexical: weight of those words
+    context_query: Literal["joined", "list"] = "joined"  # joined: the words join each window
+    # query; list: one query of the root's words alone per root, fused as its own list
+    # (weight lexical_weight x context_weight)
     sample_queries: int = Field(8, ge=0)  # queries shown in the Markdown sample
 
 
@@ -142,14 +145,16 @@ def _excluded(root_doc_id: str, hits: Hits, root_vectors: np.ndarray, near_dup_c
 def select(root_doc_id: str, sides: dict[str, Hits], root_vectors: np.ndarray,
            query_vector: np.ndarray | None, k: int, near_dup_cosine: float,
            per_doc: int | None = 1, dedup_cosine: float | None = 0.95, rrf_k: float = 60.0,
-           lexical_weight: float = 1.5, fusion: str = "max") -> Filtered:
+           lexical_weight: float = 1.5, fusion: str = "max", context_weight: float = 0.5
+           ) -> Filtered:
     """The ``k`` candidates of one anchor from the ranked hit lists of each side.
 
     ``sides`` maps a side name to its hits, best first: ``dense``, and ``lexical`` or several
     lexical lists (names starting with ``lexical``, e.g. the window and the anchor word).
     The root's chunks and near-copies are removed from every list first; the lists are then
     fused by reciprocal rank: each list gives a hit w / (rrf_k + rank among its eligible
-    hits), w = ``lexical_weight`` for lexical lists and 1 for dense, and a chunk's score is
+    hits), w = ``lexical_weight`` for lexical lists (times ``context_weight`` for the root
+    context's list, ``lexical_context``) and 1 for dense, and a chunk's score is
     the best of these (``fusion="max"``) or their sum (``"sum"``, classic RRF); one list
     keeps its order;
     the fused list is walked best first, dropping a hit past ``per_doc`` chunks of its
@@ -166,7 +171,8 @@ def select(root_doc_id: str, sides: dict[str, Hits], root_vectors: np.ndarray,
         selfs |= s
         dups |= d
         side = "dense" if name == "dense" else "lexical"
-        weight = 1.0 if side == "dense" else lexical_weight
+        weight = 1.0 if side == "dense" else lexical_weight * (
+            context_weight if name == "lexical_context" else 1.0)
         for rank, i in enumerate(keep, start=1):
             cid = hits.chunk_ids[i]
             score = weight / (rrf_k + rank)
@@ -258,11 +264,13 @@ def lexical_queries(query: str, word: str, settings: RetrievalSettings,
     clauses = [(text, 1.0)]
     if settings.anchor_boost > 0 and word:
         clauses.append((word, settings.anchor_boost))
-    if context:
+    if context and settings.context_query == "joined":
         clauses.append((context, settings.context_weight))
     out: dict[str, LexicalQuery] = {"lexical": text if len(clauses) == 1 else clauses}
     if settings.anchor_word_query and word:
         out["lexical_word"] = word
+    if context and settings.context_query == "list":
+        out["lexical_context"] = context
     return out
 
 
@@ -349,7 +357,7 @@ def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa
         root_vecs = own_vecs[own_by_doc.get(doc_ids[a], [])]
         f = select(doc_ids[a], sides, root_vecs, qvec, settings.k, settings.near_dup_cosine,
                    settings.per_doc, settings.dedup_cosine, settings.rrf_k,
-                   settings.lexical_weight, settings.fusion)
+                   settings.lexical_weight, settings.fusion, settings.context_weight)
         per_anchor.append((a, f))
         for key in counts:
             counts[key] += getattr(f, key)
@@ -404,9 +412,15 @@ def _lexical_side(index: VectorIndex, queries: list[str], words: list[str], cont
     lexical: list[dict[str, Hits]] = [{} for _ in ukeys]
     for name in sorted({name for lq in per_key for name in lq}):
         rows = [i for i, lq in enumerate(per_key) if name in lq]
-        found = index.search_lexical([per_key[i][name] for i in rows], fetch)
-        for i, h in zip(rows, found, strict=True):
-            lexical[i][name] = h
+        # each distinct query once (a root's context list is the same for all its anchors)
+        qs = [per_key[i][name] for i in rows]
+        distinct, of_row = _unique([repr(q) for q in qs])
+        query_of: dict[int, LexicalQuery] = {}
+        for q, j in zip(qs, of_row, strict=True):
+            query_of.setdefault(j, q)
+        found = index.search_lexical([query_of[j] for j in range(len(distinct))], fetch)
+        for i, j in zip(rows, of_row, strict=True):
+            lexical[i][name] = found[j]
     return lexical, of, time.perf_counter() - t0
 
 

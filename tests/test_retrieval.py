@@ -203,3 +203,21 @@ def test_root_context_carries_the_roots_entities_into_every_query(tmp_path):
     table, _ = retrieve(anchors, qv, _no_own(), index, RetrievalSettings(context_terms=2),
                         root_texts=root)
     assert "source:0" in table["chunk_id"].to_pylist()
+
+
+def test_root_context_as_its_own_list_is_searched_once_per_root(tmp_path):
+    index, qv = _pool(tmp_path)
+    anchors = _anchors(["the expedition was led by someone who measured",
+                        "who measured the ice for the survey expedition"])
+    qv2 = np.vstack([qv, qv])
+    root = {"root": "In 1893 our guide, Quorvath Elindsey, came back from the ice."}
+    # weight 1: the root's list ranks with the window's (at 0.5 its top hit would rank below
+    # the first 20 dense hits, and the other sides fill K here)
+    s = RetrievalSettings(context_terms=2, context_query="list", context_weight=1.0, depth=16)
+    assert lexical_queries("held permit", "", s, {}, "quorvath elindsey") == {
+        "lexical": "", "lexical_context": "quorvath elindsey"}
+    table, stats = retrieve(anchors, qv2, _no_own(), index, s, root_texts=root)
+    for position in (0, 1):  # both anchors get the source through the root's own list
+        rows = table.filter(pa.compute.equal(table["position"], position))
+        assert "source:0" in rows["chunk_id"].to_pylist()
+    assert stats["candidates_found_by"]["lexical"] >= 2
