@@ -79,7 +79,7 @@ def essential_batched_seconds(model, docs: list[np.ndarray], cfg: ScoringConfig)
     windows = plan_windows([len(d) for d in docs], cfg.window, cfg.overlap)
     start = time.perf_counter()
     for batch in batches_by_budget(windows, cfg.token_budget):
-        _, hidden = _forward_batch(model, docs, batch, device)
+        _, hidden, _ = _forward_batch(model, docs, batch, device)
         h = torch.cat([hidden[r, :w.end - w.start - 1] for r, w in enumerate(batch)])
         for lo in range(0, len(h), cfg.block_size):
             head(h[lo:lo + cfg.block_size])

@@ -48,6 +48,7 @@ class ScoringConfig:
     token_budget: int = KERNEL.token_budget  # padded tokens per forward batch
     block_size: int = KERNEL.block_size  # positions per LM-head block (fp32 logits)
     compile: str = KERNEL.compile  # fused head through torch.compile: auto | on | off
+    pack: bool = KERNEL.pack  # batches packed into one row (no padding) where attention allows
     bos_token_id: int | None = None  # prepended to every forward input; None: no BOS
 
 
@@ -183,11 +184,12 @@ def entropy_nll_from_hidden(hidden: torch.Tensor, targets: torch.Tensor, head: t
 
 @torch.no_grad()
 def _forward_hidden(model, ids: torch.Tensor, mask: torch.Tensor | None, cache=None,
-                    keep_cache: bool = False):
+                    keep_cache: bool = False, **extra):
     """Final hidden states of the model body (bf16 autocast on CUDA); with ``cache``, the
-    tokens follow the cached ones. ``keep_cache``: also return the cache filled by ``ids``."""
+    tokens follow the cached ones. ``keep_cache``: also return the cache filled by ``ids``.
+    ``extra``: more forward arguments (packed batches: position ids and segment bounds)."""
     body = model.base_model
-    kwargs = {"input_ids": ids, "attention_mask": mask}
+    kwargs = {"input_ids": ids, "attention_mask": mask, **extra}
     if cache is not None or keep_cache:
         kwargs.update(past_key_values=cache, use_cache=True)
     else:
@@ -200,14 +202,56 @@ def _forward_hidden(model, ids: torch.Tensor, mask: torch.Tensor | None, cache=N
     return (out.last_hidden_state, out.past_key_values) if keep_cache else out.last_hidden_state
 
 
-def _forward_batch(model, sequences: Sequence[np.ndarray], batch: Sequence[Window],
-                   device, bos: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad a batch of windows (pad id 0), run the model body; (ids, hidden states).
+PACKABLE = ("unit_sdpa", "flash_attention_2")  # attention that reads segment bounds
 
-    With ``bos``, each row starts with it, so window token j sits at column j + 1.
+
+def packable(model) -> bool:
+    """Whether the model's attention can keep packed passes apart without a dense mask:
+    models.attention's ``unit_sdpa`` (causal SDPA per segment) or FlashAttention-2 varlen.
+    A model on plain ``sdpa`` is switched to ``unit_sdpa`` (the same SDPA wherever no
+    segment bounds are passed); eager and other implementations stay padded."""
+    impl = getattr(model.config, "_attn_implementation", None)
+    if impl == "sdpa":
+        from models.attention import UNIT_SDPA, use_attention
+
+        use_attention(model, UNIT_SDPA)
+        impl = model.config._attn_implementation
+    return impl in PACKABLE
+
+
+def _forward_batch(model, sequences: Sequence[np.ndarray], batch: Sequence[Window],
+                   device, bos: int | None = None, pack: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, int]]]:
+    """Run the model body on a batch of windows; (ids, hidden states, where each window's
+    first input token sits as (row, column)).
+
+    Padded (default): one right-padded row per window (pad id 0). Packed: the windows one
+    after another in a single row, no padding, position ids restarting at 0 per window and
+    attention inside each (``cu_seq_lens``; the model must be ``packable``). With ``bos``,
+    each window's input starts with it, so window token j sits at column start + j + 1.
     """
     lead = 0 if bos is None else 1
-    longest = batch[0].end - batch[0].start + lead
+    lengths = [w.end - w.start + lead for w in batch]
+    if pack:
+        total = sum(lengths)
+        ids = torch.zeros((1, total), dtype=torch.long)
+        pos = torch.zeros((1, total), dtype=torch.long)
+        starts, at = [], 0
+        for w, n in zip(batch, lengths, strict=True):
+            if lead:
+                ids[0, at] = bos
+            ids[0, at + lead:at + n] = torch.as_tensor(
+                np.asarray(sequences[w.seq][w.start:w.end], dtype=np.int64))
+            pos[0, at:at + n] = torch.arange(n)
+            starts.append((0, at))
+            at += n
+        cu = torch.tensor([a for _, a in starts] + [total], dtype=torch.int32, device=device)
+        ids = ids.to(device)
+        hidden = _forward_hidden(model, ids, None, position_ids=pos.to(device),
+                                 cu_seq_lens_q=cu, cu_seq_lens_k=cu,
+                                 max_length_q=max(lengths), max_length_k=max(lengths))
+        return ids, hidden, starts
+    longest = max(lengths)
     ids = torch.zeros((len(batch), longest), dtype=torch.long)
     mask = torch.zeros((len(batch), longest), dtype=torch.long)
     for row, w in enumerate(batch):
@@ -218,8 +262,37 @@ def _forward_batch(model, sequences: Sequence[np.ndarray], batch: Sequence[Windo
         mask[row, :lead + len(seg)] = 1
     ids, mask = ids.to(device), mask.to(device)
     # Without padding, no mask: attention can take its causal fast path.
-    padded = any(w.end - w.start + lead != longest for w in batch)
-    return ids, _forward_hidden(model, ids, mask if padded else None)
+    padded = any(n != longest for n in lengths)
+    return ids, _forward_hidden(model, ids, mask if padded else None), \
+        [(row, 0) for row in range(len(batch))]
+
+
+def batches_packed(windows: Sequence[Window], token_budget: int, lead: int = 0
+                   ) -> Iterator[list[Window]]:
+    """Longest-first batches whose total tokens (no padding) stay within the budget."""
+    order = sorted(windows, key=lambda w: (-(w.end - w.start), w.seq, w.start))
+    batch: list[Window] = []
+    used = 0
+    for w in order:
+        n = w.end - w.start + lead
+        if batch and used + n > token_budget:
+            yield batch
+            batch, used = [], 0
+        batch.append(w)
+        used += n
+    if batch:
+        yield batch
+
+
+def _batches(model, windows: Sequence[Window], config: ScoringConfig
+             ) -> tuple[Iterator[list[Window]], bool]:
+    """The kernel's batches and whether they are packed (``config.pack`` and an attention
+    path that allows it)."""
+    pack = config.pack and packable(model)
+    if pack:
+        lead = 0 if config.bos_token_id is None else 1
+        return batches_packed(windows, config.token_budget, lead), True
+    return batches_by_budget(windows, config.token_budget), False
 
 
 def score_windows(model, sequences: Sequence[np.ndarray], windows: Sequence[Window],
@@ -233,15 +306,16 @@ def score_windows(model, sequences: Sequence[np.ndarray], windows: Sequence[Wind
     transform = _head_transform(model)
     bos = config.bos_token_id
     lead = 0 if bos is None else 1
-    for batch in batches_by_budget(windows, config.token_budget):
-        ids, hidden = _forward_batch(model, sequences, batch, device, bos)
+    batches, pack = _batches(model, windows, config)
+    for batch in batches:
+        ids, hidden, starts = _forward_batch(model, sequences, batch, device, bos, pack)
         # Column p of the input predicts column p+1: gather only the rows that are scored.
         rows, cols, spans = [], [], []
-        for row, w in enumerate(batch):
+        for (row, at), w in zip(starts, batch, strict=True):
             first = w.score_from - w.start - 1 + lead  # column predicting token score_from
             last = w.end - w.start - 1 + lead
             rows.append(torch.full((last - first,), row, dtype=torch.long))
-            cols.append(torch.arange(first, last, dtype=torch.long))
+            cols.append(torch.arange(at + first, at + last, dtype=torch.long))
             spans.append(last - first)
         r = torch.cat(rows).to(device)
         c = torch.cat(cols).to(device)
@@ -329,12 +403,13 @@ def score_positions(model, sequences: Sequence[np.ndarray], positions: Sequence[
             raise ValueError(f"sequence {i}: positions must lie in [{1 - lead}, {len(seq)})")
         if len(pos):
             wins.append(Window(i, 0, len(seq), 1 - lead))
-    for batch in batches_by_budget(wins, config.token_budget):
-        ids, hidden = _forward_batch(model, sequences, batch, device, bos)
+    batches, pack = _batches(model, wins, config)
+    for batch in batches:
+        ids, hidden, starts = _forward_batch(model, sequences, batch, device, bos, pack)
         rows = torch.cat([torch.full((len(positions[w.seq]),), r, dtype=torch.long)
-                          for r, w in enumerate(batch)]).to(device)
-        cols = torch.cat([torch.as_tensor(np.asarray(positions[w.seq], dtype=np.int64))
-                          for w in batch]).to(device)
+                          for (r, _), w in zip(starts, batch, strict=True)]).to(device)
+        cols = torch.cat([torch.as_tensor(np.asarray(positions[w.seq], dtype=np.int64)) + at
+                          for (_, at), w in zip(starts, batch, strict=True)]).to(device)
         cols = cols + lead  # input columns of the asked tokens
         ent, nll = entropy_nll_from_hidden(hidden[rows, cols - 1], ids[rows, cols], head,
                                            config.block_size, transform, config.compile)
@@ -408,8 +483,9 @@ def score_positions_after_prefix(model, prefix: np.ndarray, sequences: Sequence[
             ids[row, 1:w.end] = torch.as_tensor(np.asarray(sequences[w.seq], np.int64))
             mask[row, len(cached) + w.end:] = 0
         ids = ids.to(device)
-        padded = any(w.end != longest for w in batch)
-        hidden = _forward_hidden(model, ids, mask.to(device) if padded else None,
+        # Always an explicit mask: with a cache the queries are not the keys, so no attention
+        # path may take "no mask" for plain causal (models.attention's unit_sdpa would).
+        hidden = _forward_hidden(model, ids, mask.to(device),
                                  _expanded_cache(model, layers, len(batch)))
         tokens += sum(w.end for w in batch)
         rows = torch.cat([torch.full((len(positions[w.seq]),), r, dtype=torch.long)

@@ -21,6 +21,8 @@ class KernelSettings(BaseModel):
     block_size: int = Field(512, gt=0)  # positions per LM-head block (block x vocab logits)
     compile: Literal["auto", "on", "off"] = "auto"  # entropy head fused by torch.compile;
     # auto: on CUDA only (on CPU it measured no faster than the plain path, see bench/entropy)
+    pack: bool = False  # batches packed into one row, no padding, attention kept inside each
+    # pass (models.attention unit_sdpa / FlashAttention-2 varlen); False: rows padded
 
 
 KERNEL = KernelSettings()

@@ -82,3 +82,39 @@ def test_batches_respect_the_token_budget_and_keep_every_window():
 def test_bad_window_settings_are_rejected():
     with pytest.raises(ValueError, match="overlap"):
         plan_windows([10], 8, 8)
+
+
+# --- packed batches: one row per batch, no padding, attention inside each window -------------
+@pytest.mark.parametrize("bos", [None, 5])
+def test_packed_batches_equal_padded_ones(bos):
+    from models.scoring import packable, score_positions
+    from tests.conftest import make_tiny_llama
+
+    model = make_tiny_llama(init_std=0.3)
+    assert packable(model) and model.config._attn_implementation == "unit_sdpa"
+    docs = _docs([50, 3, 120, 17, 2, 300], seed=4)
+    kw = {"window": 100, "overlap": 20, "token_budget": 200, "bos_token_id": bos}
+    packed = score_sequences(model, docs, ScoringConfig(pack=True, **kw))
+    padded = score_sequences(model, docs, ScoringConfig(pack=False, **kw))
+    for a, b in zip(packed, padded, strict=True):
+        np.testing.assert_allclose(a.entropy, b.entropy, atol=1e-5)
+        np.testing.assert_allclose(a.nll, b.nll, atol=1e-5)
+    ref = naive_scores(model, docs[0], bos_token_id=bos)
+    np.testing.assert_allclose(packed[0].entropy[1:], ref.entropy[1:], atol=1e-4)
+    pos = [np.array([1, 30, 49]), np.array([2]), np.array([5, 119])]
+    kw["window"] = 130
+    for a, b in zip(score_positions(model, docs[:3], pos, ScoringConfig(pack=True, **kw)),
+                    score_positions(model, docs[:3], pos, ScoringConfig(pack=False, **kw)),
+                    strict=True):
+        np.testing.assert_allclose(a.entropy, b.entropy, atol=1e-5)
+        np.testing.assert_allclose(a.nll, b.nll, atol=1e-5)
+
+
+def test_packed_batches_hold_the_token_budget_without_padding():
+    from models.scoring import batches_packed
+
+    wins = [Window(i, 0, n, 1) for i, n in enumerate([5, 90, 30, 30, 12, 64, 1, 150])]
+    batches = list(batches_packed(wins, token_budget=100, lead=1))
+    assert sorted(w.seq for b in batches for w in b) == list(range(8))
+    for b in batches:
+        assert len(b) == 1 or sum(w.end - w.start + 1 for w in b) <= 100

@@ -213,3 +213,20 @@ def test_stage_with_shared_chunks_equals_the_stage_without_the_cache(tiny_llama,
         np.testing.assert_allclose(p.nll_prime, q.nll_prime, atol=1e-4)
     assert on.pair_passes == off.pair_passes
     assert on.forward_tokens < off.forward_tokens
+
+
+def test_stage_with_packed_batches_equals_the_padded_stage():
+    from models.verification import VerifySettings, verify_candidates
+    from tests.conftest import make_tiny_llama
+
+    model = make_tiny_llama(init_std=0.3)
+    docs = dict(zip("abc", _seqs([60, 45, 200], 24), strict=True))
+    chunks = dict(zip("xyz", _seqs([20, 33, 40], 25), strict=True))
+    rows = [("a", 10, "x"), ("b", 44, "x"), ("c", 150, "y"), ("a", 59, "z"), ("b", 3, "z")]
+    got = {pack: verify_candidates(model, ScoringConfig(window=128, overlap=32,
+                                                        token_budget=160, pack=pack),
+                                   _cands(rows), docs, chunks, VerifySettings(positions="all"))
+           for pack in (False, True)}
+    for key in ("h_prime", "nll_prime", "h", "nll"):
+        np.testing.assert_allclose(got[True].rows[key], got[False].rows[key], atol=1e-5)
+    assert got[True].forward_tokens == got[False].forward_tokens
