@@ -4,7 +4,8 @@ On a planted corpus (``realistic``: one corpus of roots, sources and same-topic 
 in free prose with recurring boilerplate, lakehouse.demo.realistic; or ``planted``: the old
 two-corpus demo, log-style roots apart from their pool plus real prose), with SmolLM2 and
 MiniLM, runs ingest -> tokenize -> score -> recurring text -> anchors -> chunks -> embed ->
-exact cosine retrieval (numpy) -> verify -> decide, and reports against the ground truth:
+retrieve (the pipeline's stage over a LanceDB index; ``before``: exact cosine, dense only)
+-> verify -> decide, and reports against the ground truth:
 
 * fact spans holding an anchor, anchors per 1K scored tokens;
 * span precision / recall and pair precision / recall of the kept rows;
@@ -232,12 +233,33 @@ class StageOutputs:
     seconds: dict
 
 
-def lookalike_candidates(prep: Prepared, anchors: pa.Table, query_vecs: np.ndarray,
-                         pool, settings) -> tuple[dict[str, list], dict[str, dict], dict]:
+def corpus_pool(prep: Prepared, chunks: dict[str, dict], chunk_vecs: np.ndarray):
+    """The corpus's own pool chunks as a ``bench.retrieval.Pool`` (one shard), for the
+    pipeline's retrieval stage."""
+    from bench.retrieval import Pool
+
+    names = list(chunks)
+    vecs = np.asarray(chunk_vecs, np.float32).reshape(len(names), -1)
+    dim = vecs.shape[1]
+    docs = [chunks[c]["doc"] for c in names]
+    table = pa.table({"chunk_id": names, "doc_id": docs, "corpus": [prep.corpus.name] * len(names),
+                      "text": pa.array([chunks[c]["text"] for c in names], pa.large_string()),
+                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.ravel()), dim)})
+    roots = set(prep.corpus.roots)
+    own = table.filter(pa.array([d in roots for d in docs])).select(["doc_id", "vector"])
+    shard = table.append_column("shard_key", pa.array(["corpus/0"] * len(names)))
+    return Pool(table, prep.corpus.truth, pa.table({}), np.zeros((0, dim), np.float32), own,
+                shards={"corpus/0": shard})
+
+
+def index_candidates(prep: Prepared, anchors: pa.Table, query_vecs: np.ndarray, pool,
+                     settings, known: dict[str, dict] | None = None
+                     ) -> tuple[dict[str, list], dict[str, dict], dict]:
     """The pipeline's retrieval stage (``lakehouse.retrieval.retrieve`` over a LanceDB index
-    with vectors and full text) on the planted corpus plus a look-alike pool
-    (``bench.retrieval.planted_pool``): candidates, the candidate chunks (token ids from the
-    scorer's tokenizer, for verification) and retrieval statistics."""
+    with vectors and full text) over ``pool`` (the corpus's own chunks, ``corpus_pool``, or
+    the planted corpus plus look-alikes, ``bench.retrieval.planted_pool``): candidates, the
+    candidate chunks (token ids from ``known`` where given, else from the scorer's tokenizer)
+    and retrieval statistics."""
     import tempfile
 
     from lakehouse.retrieval import retrieve
@@ -256,22 +278,25 @@ def lookalike_candidates(prep: Prepared, anchors: pa.Table, query_vecs: np.ndarr
                                 pool.own, index, settings, roots)
     cands = {k: table[k].to_pylist() for k in ("doc_id", "position", "chunk_id",
                                                 "chunk_doc_id", "rank")}
-    wanted = sorted(set(cands["chunk_id"]))
+    known = known or {}
+    chunks = {c: known[c] for c in set(cands["chunk_id"]) if c in known}
+    wanted = sorted(set(cands["chunk_id"]) - set(chunks))
     cid = pool.chunks["chunk_id"].to_pylist()
     row = {c: i for i, c in enumerate(cid)}
     texts = [pool.chunks["text"][row[c]].as_py() for c in wanted]
     docs = [pool.chunks["doc_id"][row[c]].as_py() for c in wanted]
-    tok, _ = load_tokenizer(SMOLLM2)
-    ids = tokenize_texts(tok, texts)
-    chunks = {c: {"doc": d, "ids": np.asarray(t.input_ids, np.int64), "text": x}
-              for c, d, t, x in zip(wanted, docs, ids, texts, strict=True)}
+    if wanted:
+        tok, _ = load_tokenizer(SMOLLM2)
+        ids = tokenize_texts(tok, texts)
+        chunks.update({c: {"doc": d, "ids": np.asarray(t.input_ids, np.int64), "text": x}
+                       for c, d, t, x in zip(wanted, docs, ids, texts, strict=True)})
     sources: dict[str, set[str]] = {}
     for t in prep.corpus.truth:
         sources.setdefault(t["root_doc_id"], set()).add(t["source_doc_id"])
     found = {d for d, s in zip(cands["doc_id"], cands["chunk_doc_id"], strict=True)
              if s in sources.get(d, ())}
     return cands, chunks, {
-        "lookalike_pool_chunks": pool.chunks.num_rows, "index_build_s": build_s,
+        "retrieval_pool_chunks": pool.chunks.num_rows, "index_build_s": build_s,
         "retrieval_mode": settings.mode, "retrieval_queries_per_s": stats["queries_per_s"],
         "roots_with_true_source_candidate": len(found & set(sources)),
         "roots_with_truth": len(sources)}
@@ -295,9 +320,10 @@ def stages(prep: Prepared, variant: Variant, model, embedder, pool=None,
            pool_df: tuple[dict[int, int], int] | None = None) -> StageOutputs:
     """Anchors -> chunks -> embed -> retrieve -> verify, for the roots with ground truth.
 
-    Retrieval is exact cosine over the corpus's own chunks, or with ``pool`` (a
-    ``bench.retrieval.Pool``) the pipeline's retrieval stage over that look-alike pool, and
-    ``pool_df`` (``pool_frequencies``) the word frequencies verification judges rarity by."""
+    Retrieval is the pipeline's retrieval stage (its defaults) over the corpus's own chunks,
+    or over ``pool`` (a ``bench.retrieval.Pool`` of look-alikes) with ``pool_df``
+    (``pool_frequencies``) the word frequencies verification judges rarity by; the
+    ``before`` variant keeps what the pipeline did before: exact cosine, dense only."""
     from lakehouse.retrieval import RetrievalSettings
     from models.embedding import embed_texts
     from models.scoring import ScoringConfig
@@ -315,10 +341,15 @@ def stages(prep: Prepared, variant: Variant, model, embedder, pool=None,
     if pool is None:
         chunks = pool_chunks(prep, variant.recurring)
         chunk_vecs = embed_texts(embedder, [v["text"] for v in chunks.values()])
+    if pool is None and variant.name == "before":
         cands = dense_candidates(root_anchors, chunks, chunk_vecs, qv)
     else:
-        cands, chunks, rstats = lookalike_candidates(prep, root_anchors, qv, pool,
-                                                     RetrievalSettings(k=K))
+        own = pool is None
+        pool = corpus_pool(prep, chunks, chunk_vecs) if own else pool
+        cands, found, rstats = index_candidates(prep, root_anchors, qv, pool,
+                                                RetrievalSettings(k=K),
+                                                chunks if own else None)
+        chunks = chunks if own else found
         astats = {**astats, **rstats}
     t1 = time.perf_counter()
     v = verify_candidates(model, ScoringConfig(**SCORING), cands,
@@ -378,7 +409,7 @@ def run_variant(prep: Prepared, variant: Variant, model, embedder, pool=None,
         "anchors_per_1k_tokens": st.anchor_stats["anchors_per_1k_tokens"],
         "anchors_skipped_recurring": st.anchor_stats["skipped_recurring"],
         "candidates": len(st.candidates["doc_id"]), "pool_chunks": len(st.chunks),
-        **{k: st.anchor_stats[k] for k in ("lookalike_pool_chunks", "index_build_s",
+        **{k: st.anchor_stats[k] for k in ("retrieval_pool_chunks", "index_build_s",
                                            "retrieval_mode", "retrieval_queries_per_s",
                                            "roots_with_true_source_candidate",
                                            "roots_with_truth") if k in st.anchor_stats},
@@ -493,8 +524,8 @@ def main(argv: list[str] | None = None) -> None:
                                               args.lookalike_chunks)]
     print_table(results)
     for r in results:
-        if "lookalike_pool_chunks" in r:
-            print(f"\n{r['corpus']} {r['variant']}: pool {r['lookalike_pool_chunks']:,} chunks, "
+        if "retrieval_pool_chunks" in r:
+            print(f"\n{r['corpus']} {r['variant']}: pool {r['retrieval_pool_chunks']:,} chunks, "
                   f"{r['retrieval_mode']} retrieval, true source among the candidates of "
                   f"{r['roots_with_true_source_candidate']} / {r['roots_with_truth']} roots, "
                   f"{r['retrieval_queries_per_s']:,.0f} queries/s")
