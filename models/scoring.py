@@ -16,6 +16,13 @@ of context (or its whole prefix). Windows are batched by a token budget, longest
 padding is small. The kernel is reused by verification (entropy at anchors with a chunk
 prepended) and by token weighting (short-context log-probs), hence ``score_windows``.
 
+Per LM-head block the reductions (max, then both sums of the softmax) are one kernel
+compiled by Inductor (``models.fused_head``; ``compile``: auto = CUDA only, on, off) with the
+eager computation as the logged fallback. ``pack`` puts a batch's windows in one row without
+padding (positions restart per window, attention kept inside each by models.attention's
+``unit_sdpa`` or FlashAttention-2 varlen). ``score_positions_after_prefix`` scores many
+sequences behind one shared prefix, whose keys and values are computed once.
+
 BOS: with ``ScoringConfig.bos_token_id`` set, every forward input starts with that token
 (each window of a long document too), and position 0 of a sequence is scored like any other
 (predicted from BOS alone). Unset, nothing is prepended and position 0 is NaN. Models trained

@@ -14,6 +14,11 @@ scoring kernel's overlapping windows, each position scored in exactly one segmen
 least ``overlap`` tokens of context); a position in segment [s, e) is verified on
 ``[C; D[s:e]]`` against H recomputed on ``D[s:e]`` alone, the same truncated context, so
 dI compares like with like and every anchor with candidates gets a result.
+
+Shared prefixes (``VerifySettings.prefix_cache``, on by default): passes that start with the
+same chunk (one chunk retrieved by several roots, or by several segments of one root) run
+the chunk through the model once; each root then runs on the chunk's keys and values
+(``pair_passes``). The H' are the same as with whole passes (float summation order aside).
 """
 
 from __future__ import annotations
