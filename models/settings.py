@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class KernelSettings(BaseModel):
@@ -24,6 +24,12 @@ class KernelSettings(BaseModel):
     # are ~5% of a SmolLM2 pass and a compile takes 10-20 s per process: CPU runs opt in (on)
     pack: bool = False  # batches packed into one row, no padding, attention kept inside each
     # pass (models.attention unit_sdpa / FlashAttention-2 varlen); False: rows padded
+
+    @field_validator("compile", mode="before")
+    @classmethod
+    def _yaml_on_off(cls, v):
+        """YAML 1.1 reads a bare on/off as a boolean; take it as meant."""
+        return {True: "on", False: "off"}.get(v, v) if isinstance(v, bool) else v
 
 
 KERNEL = KernelSettings()

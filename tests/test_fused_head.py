@@ -112,3 +112,15 @@ def _no_compiler(fn, **_):
     def run(*args):
         raise RuntimeError("no C++ compiler found")
     return run
+
+
+def test_the_compile_setting_reads_yaml_on_and_off():
+    import yaml
+
+    from models.settings import KernelSettings
+
+    assert KernelSettings(**yaml.safe_load("compile: on")).compile == "on"
+    assert KernelSettings(**yaml.safe_load("compile: off")).compile == "off"
+    assert KernelSettings().compile == "auto" and ScoringConfig().compile == "auto"
+    with pytest.raises(ValueError):
+        KernelSettings(compile="sometimes")
