@@ -221,3 +221,29 @@ def test_root_context_as_its_own_list_is_searched_once_per_root(tmp_path):
         rows = table.filter(pa.compute.equal(table["position"], position))
         assert "source:0" in rows["chunk_id"].to_pylist()
     assert stats["candidates_found_by"]["lexical"] >= 2
+
+
+def test_the_catalog_shows_which_side_served_each_anchor_per_shard(tmp_path):
+    import duckdb
+
+    from lakehouse.catalog import GROUND_TRUTH, build_catalog, parquet_relation
+    from lakehouse.storage import Lake, write_parquet
+
+    index, qv = _pool(tmp_path)
+    anchors = _anchors(["the expedition was led by Quorvath Elindsey, who measured",
+                        "the survey expedition measured the ice"])
+    table, stats = retrieve(anchors, np.vstack([qv, qv]), _no_own(), index,
+                            RetrievalSettings(depth=16, context_terms=0))
+    lake = Lake(tmp_path / "lake")
+    write_parquet(table, lake.shard_path("retrieval_candidates", "demo", "s0"))
+    out = tmp_path / "catalog.duckdb"
+    gt = tmp_path / "gt.parquet"
+    write_parquet(GROUND_TRUTH.empty_table(), str(gt))
+    build_catalog(lake, str(out), {"ground_truth": parquet_relation([str(gt)], GROUND_TRUTH)})
+    con = duckdb.connect(str(out), read_only=True)
+    row = con.execute("SELECT shard, mode, anchors, share_lexical_only, share_dense_only, "
+                      "share_both, candidates, excluded_per_doc, excluded_dup_candidate "
+                      "FROM retrieval_sides").fetchall()
+    assert row == [("s0", "hybrid", 2, stats["share_lexical_only"], stats["share_dense_only"],
+                    stats["share_both"], stats["candidates"], stats["excluded_per_doc"],
+                    stats["excluded_dup_candidate"])]
