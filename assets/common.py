@@ -28,7 +28,8 @@ def load_configured_scorer(settings):
     window = sc.window or int(model.config.max_position_embeddings)
     return model, ScoringConfig(window=window, overlap=sc.overlap,
                                 token_budget=sc.token_budget, block_size=sc.block_size,
-                                bos_token_id=resolve_bos(tokenizer, sc.bos))
+                                bos_token_id=resolve_bos(tokenizer, sc.bos),
+                                compile=sc.compile, pack=sc.pack)
 
 
 def configured_bos(settings, scorer: str | None = None) -> int | None:

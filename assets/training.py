@@ -52,12 +52,15 @@ def _train_settings(settings, run) -> TrainSettings:
     window = 0 if tw.n else scorer_window(_frozen_scorer(settings))  # read only when needed
     n = short_context_n(tw.n, window)
     return TrainSettings(mode=run.mode, frozen=run.frozen, variant=tw.variant,
-                         shift_k=tw.shift_k, lam=tw.lam, kappa=tw.kappa, n=n,
+                         shift_k=tw.shift_k, lam=tw.lam,
+                         kappa=run.kappa if run.kappa is not None else tw.kappa, n=n,
                          overlap=tw.overlap, steps=t.steps, micro_batch=t.micro_batch,
                          grad_accum=t.grad_accum, lr=t.lr, warmup_steps=t.warmup_steps,
                          zero_stage=t.zero_stage, rope_theta=t.rope_theta,
                          block_size=t.block_size, seed=t.seed,
-                         checkpoint_every=t.checkpoint_every, bf16=t.bf16)
+                         checkpoint_every=t.checkpoint_every, bf16=t.bf16,
+                         attention=t.attention,
+                         gradient_checkpointing=t.gradient_checkpointing)
 
 
 def _packed(ctx: StageContext, dataset: str, with_weights: bool) -> PackedData:

@@ -77,7 +77,8 @@ def verified_dependencies(ctx: StageContext):
         model, scoring = load_configured_scorer(ctx.settings)
         start = time.perf_counter()
         v = verify_candidates(model, scoring, columns, doc_tokens, chunk_tokens,
-                              VerifySettings(positions=cfg.positions))
+                              VerifySettings(positions=cfg.positions,
+                                             prefix_cache=cfg.prefix_cache))
         rows, passes, forward = v.rows, v.passes, v.forward_tokens
         elapsed = time.perf_counter() - start
         ctx.log.info(f"{ctx.partition_key}: {cands.num_rows} (anchor, chunk) rows in "

@@ -186,6 +186,7 @@ TRAINING_METRICS = pa.schema([
     ("weight_std", pa.float64()),
     ("weight_max", pa.float64()),
     ("weight_nonzero", pa.float64()),  # fraction of counted tokens with weight > 0
+    ("scorable_fraction", pa.float64()),  # counted tokens with a usable score (sparse pool)
     ("lr", pa.float64()),
     ("seconds", pa.float64()),
     ("position_buckets", pa.list_(pa.string())),  # "lo-hi": position inside the unit

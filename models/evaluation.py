@@ -80,18 +80,19 @@ def perplexity_by_position(model, input_ids: np.ndarray, spans: Sequence[Sequenc
     Attention stays inside units (the training layout), so position is how much context a
     token had: long-context skill shows as lower loss in the far buckets.
     """
+    from models.attention import resolve_attention, unit_hidden, use_attention
     from models.token_weights import ignore_mask
-    from models.training import nll_by_position, unit_attention
+    from models.training import nll_by_position
     from models.weighted_loss import token_nll
 
     totals: dict[tuple[int, int], list[float]] = {}
     model.eval()
+    # the training layout without a T x T mask (memory linear in the sequence length)
+    use_attention(model, resolve_attention("auto", device, next(model.parameters()).dtype))
     for row, units in zip(input_ids, spans, strict=True):
         ids = torch.as_tensor(row[None], dtype=torch.long, device=device)
-        mask, pos = unit_attention([units], ids.shape[1])
         with torch.no_grad():
-            hidden = model.model(input_ids=ids, attention_mask=mask.to(device),
-                                 position_ids=pos.to(device)).last_hidden_state
+            hidden = unit_hidden(model.model, ids, [units])
             nll = token_nll(hidden, model.get_output_embeddings(), ids, block_size).cpu()
         for lo, hi, s, c in nll_by_position(nll, ignore_mask(ids.cpu(), [units]), [units],
                                             buckets):

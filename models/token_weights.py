@@ -28,6 +28,8 @@ from typing import Literal
 
 import torch
 
+from models.sparse_selection import sparse_weights
+
 Variant = Literal["abs", "ppmi", "npmi", "sppmi", "snpmi"]
 Postprocess = Literal["uniform", "dense", "sparse"]
 VARIANTS: tuple[str, ...] = ("abs", "ppmi", "npmi", "sppmi", "snpmi")
@@ -65,33 +67,17 @@ def dense_weights(s: torch.Tensor, valid: torch.Tensor, lam: float = 0.75) -> to
     return torch.where(valid, w, torch.zeros_like(w))
 
 
-def sparse_weights(s: torch.Tensor, valid: torch.Tensor, kappa: float) -> torch.Tensor:
-    """The top ``round(kappa * N)`` valid tokens per sequence at 1/kappa, the rest 0.
-
-    Ties are broken by position (earlier first): a stable sort on descending score.
-    """
-    if not 0.0 < kappa <= 1.0:
-        raise ValueError(f"kappa must be in (0, 1], got {kappa}")
-    valid = valid.bool()
-    s = torch.where(valid, s.detach().float(), torch.full((), -math.inf))
-    order = torch.sort(s, dim=-1, descending=True, stable=True).indices
-    n = valid.sum(dim=-1)
-    keep = torch.clamp(torch.round(kappa * n.float()).long(), min=1) * (n > 0)
-    rank = torch.empty_like(order)
-    rank.scatter_(-1, order, torch.arange(s.shape[-1], device=s.device).expand_as(order))
-    chosen = (rank < keep[..., None]) & valid
-    return chosen.float() / kappa
-
-
 def token_weights(s: torch.Tensor, valid: torch.Tensor, mode: Postprocess,
-                  lam: float = 0.75, kappa: float = 0.4) -> torch.Tensor:
-    """Weights for one of the three postprocessing modes (uniform ignores the scores)."""
+                  lam: float = 0.75, kappa: float = 0.4, seed: int = 0) -> torch.Tensor:
+    """Weights for one of the three postprocessing modes (uniform ignores the scores).
+    Sparse keeps the top kappa of the valid tokens, ties broken by a draw from ``seed``
+    (models.sparse_selection; the trainer passes only the tokens with a usable score)."""
     if mode == "uniform":
         return valid.float()
     if mode == "dense":
         return dense_weights(s, valid, lam)
     if mode == "sparse":
-        return sparse_weights(s, valid, kappa)
+        return sparse_weights(s, valid, valid, kappa, seed)
     raise ValueError(f"weighting must be uniform, dense or sparse, got {mode!r}")
 
 

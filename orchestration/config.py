@@ -102,13 +102,14 @@ class TokenWeightingSettings(_Strict):
     which loss (uniform / dense / sparse, frozen / unfrozen) is each run's own setting."""
 
     scorer: str | None = None  # frozen short-context model; None: models.scorer
-    n: int = Field(0, ge=0)  # short context; 0: the model's own context (the frozen scorer's
-    # for token_weights, the trained model's for unfrozen scoring)
+    n: int = Field(0, ge=0)  # short context; 0: the frozen scorer's window, for token_weights
+    # and training alike (models.short_context.short_context_n)
     overlap: int | None = _TR.overlap  # context of tokens in later windows; None: n / 4
     variant: Literal["abs", "ppmi", "npmi", "sppmi", "snpmi"] = _TR.variant
     shift_k: float = Field(_TR.shift_k, ge=2.0)  # the k of the shifted variants (minus ln k)
     lam: float = Field(_TR.lam, ge=0, le=1)  # dense: w = lam + (1 - lam) * norm(|s|)
-    kappa: float = Field(_TR.kappa, gt=0, le=1)  # sparse: kept fraction (paper: 0.4 frozen)
+    kappa: float | None = Field(_TR.kappa, gt=0, le=1)  # sparse: kept fraction; None: the
+    # paper's default for the run's variant (0.4 frozen, 0.2 unfrozen)
     datasets: list[str] = ["entropylong", "baseline"]  # packed datasets to score
 
 
@@ -120,6 +121,8 @@ class TrainingRun(_Strict):
     dataset: Literal["entropylong", "baseline"] = "entropylong"
     mode: Literal["uniform", "dense", "sparse"] = "uniform"
     frozen: bool = True
+    kappa: float | None = Field(None, gt=0, le=1)  # sparse: this run's kept fraction (None:
+    # token_weighting.kappa)
 
     @field_validator("name")
     @classmethod
@@ -148,6 +151,9 @@ class TrainingSettings(_Strict):
     block_size: int = Field(_TR.block_size, gt=0)
     seed: int = _TR.seed
     checkpoint_every: int = Field(_TR.checkpoint_every, ge=0)
+    attention: Literal["auto", "flash_attention_2", "unit_sdpa", "dense_mask"] = _TR.attention
+    # auto: FlashAttention-2 varlen on CUDA when installed, else per-unit SDPA (models.attention)
+    gradient_checkpointing: bool | None = _TR.gradient_checkpointing  # None: on above 16K
     heldout_sequences: int = Field(1, ge=0)  # last packed sequences kept for evaluation
 
     @field_validator("runs")
