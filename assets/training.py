@@ -12,6 +12,7 @@ from assets.common import image, torch_device
 from assets.packing import DATASET_ASSETS
 from assets.token_weights import fraction_summary
 from lakehouse import tables
+from lakehouse.checkpoints import pull, pull_folder, push, release, scratch_for
 from lakehouse.demo.pystdlib import generate as stdlib_prose
 from lakehouse.plots import curves_png, histogram_png
 from lakehouse.storage import exists, is_url, read_parquet, staged, write_parquet
@@ -76,13 +77,6 @@ def _packed(ctx: StageContext, dataset: str, with_weights: bool) -> PackedData:
     return PackedData.from_rows(seqs, weights)
 
 
-def _local_dir(path: str) -> Path:
-    if is_url(path):
-        raise ValueError("trained_model keeps checkpoints on a local or mounted path; set "
-                         "`lake` to a mounted volume for training runs")
-    return Path(path)
-
-
 def _save_hf(engine, tokenizer, target: Path, zero_stage: int) -> None:
     """A Hugging Face folder of the trained weights, written beside ``target`` and renamed."""
     import deepspeed
@@ -115,7 +109,11 @@ def trained_model(ctx: StageContext):
     train_data, heldout = data.split(settings.training.heldout_sequences)
     if not len(train_data):
         raise ValueError(f"run {run.name}: packed dataset {run.dataset} has no sequences")
-    out = _local_dir(ctx.output_path(run.name))
+    remote = ctx.output_path(run.name)
+    out = scratch_for(remote)  # the lake's folder, or a local copy of an object-store one
+    pulled = pull(remote, out, ("deepspeed", "metrics.parquet"))
+    if pulled:
+        ctx.log.info(f"run {run.name}: resumed state pulled from {remote}: {pulled}")
     ckpt = out / "deepspeed"
     metrics_path = out / "metrics.parquet"
     spec = settings.training.model or settings.models.scorer
@@ -141,10 +139,19 @@ def trained_model(ctx: StageContext):
                      f"{'frozen' if run.frozen else 'unfrozen'}, steps {start}..{ts.steps}")
     t0 = time.perf_counter()
 
+    pushed: set[str] = set()
+
     def log(m: StepMetrics) -> None:
         ctx.log.info(f"step {m.step + 1}/{ts.steps}: loss {m.loss_unweighted:.4f} "
                          f"(weighted {m.loss_weighted:.4f}), {m.tokens / m.seconds:,.0f} "
                          f"tokens/s, weights mean {m.weight_mean:.2f} max {m.weight_max:.2f}")
+        if is_url(remote) and ckpt.is_dir():  # each new checkpoint to the object store
+            for tag in sorted(p.name for p in ckpt.iterdir() if p.is_dir()):
+                if tag not in pushed:
+                    push(out, remote, f"deepspeed/{tag}")
+                    pushed.add(tag)
+            if (ckpt / "latest").exists():
+                push(out, remote, "deepspeed/latest")
 
     history = train(engine, ts, train_data.batch, len(train_data), str(ckpt), start, log)
     rows = earlier + [{**{k: v for k, v in asdict(m).items() if k != "loss_by_position"},
@@ -154,13 +161,21 @@ def trained_model(ctx: StageContext):
     write_parquet(tables.from_rows([{**r, "run": run.name} for r in rows],
                                    tables.TRAINING_METRICS), metrics_path)
     _save_hf(engine, tokenizer, out / "model", ts.zero_stage)
+    log_tags = {p.name for p in ckpt.iterdir() if p.is_dir()} - pushed if ckpt.is_dir() else ()
+    for tag in sorted(log_tags):  # a checkpoint written after the last step's log
+        push(out, remote, f"deepspeed/{tag}")
+    if (ckpt / "latest").exists():
+        push(out, remote, "deepspeed/latest")
+    push(out, remote, "metrics.parquet")
+    push(out, remote, "model", last=("config.json",))
+    release(remote, out)
     steps = np.array([r["step"] + 1 for r in rows])
     meta = {"run": run.name, "dataset": run.dataset, "mode": run.mode, "frozen": run.frozen,
             "steps": int(ts.steps), "resumed_from_step": start,
             "final_loss": float(rows[-1]["loss_unweighted"]) if rows else float("nan"),
             "seconds": time.perf_counter() - t0, "settings": dg.MetadataValue.json(asdict(ts)),
-            "model": dg.MetadataValue.path(str(out / "model")),
-            "metrics": dg.MetadataValue.path(str(metrics_path)),
+            "model": dg.MetadataValue.path(f"{remote}/model"),
+            "metrics": dg.MetadataValue.path(f"{remote}/metrics.parquet"),
             "attention": engine.module.config._attn_implementation,
             "gradient_checkpointing": ts.checkpointing(int(train_data.input_ids.shape[1])),
             "n": ts.n, "kappa": ts.sparse_kappa}
@@ -189,10 +204,11 @@ def trained_model(ctx: StageContext):
 def evaluation(ctx: StageContext):
     settings = ctx.settings
     run = _run(ctx)
-    model_dir = _local_dir(ctx.input_path("trained_model", run.name, "model",
-                                             scope="shard"))
-    if not (model_dir / "config.json").exists():
-        raise FileNotFoundError(f"{model_dir}: materialize trained_model for run {run.name}")
+    remote = ctx.input_path("trained_model", run.name, "model", scope="shard")
+    if not exists(f"{remote}/config.json"):
+        raise FileNotFoundError(f"{remote}: materialize trained_model for run {run.name}")
+    scratch = scratch_for(remote)
+    model_dir = pull_folder(remote, scratch)
     ev = settings.evaluation
     device = torch_device(settings.scoring.device)
     nltk_data = ensure_punkt_tab(model_cache_dir() / "nltk_data",
@@ -216,6 +232,7 @@ def evaluation(ctx: StageContext):
     md = "\n".join(["| task | length | metric | value |", "|---|---|---|---|"]
                    + [f"| {r['task']} | {r['length']} | {r['metric']} | {r['value']:.4f} |"
                       for r in rows])
+    release(remote, scratch)
     return dg.MaterializeResult(metadata={"results": dg.MetadataValue.md(md),
                                           "rows": len(rows), "path": dg.MetadataValue.path(path)})
 
