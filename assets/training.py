@@ -12,10 +12,17 @@ from assets.common import image, torch_device
 from assets.packing import DATASET_ASSETS
 from assets.token_weights import fraction_summary
 from lakehouse import tables
-from lakehouse.checkpoints import pull, pull_folder, push, release, scratch_for
+from lakehouse.checkpoints import (
+    pull,
+    pull_folder,
+    push,
+    push_checkpoints,
+    release,
+    scratch_for,
+)
 from lakehouse.demo.pystdlib import generate as stdlib_prose
 from lakehouse.plots import curves_png, histogram_png
-from lakehouse.storage import exists, is_url, read_parquet, staged, write_parquet
+from lakehouse.storage import exists, read_parquet, staged, write_parquet
 from models.evaluation import ensure_punkt_tab, perplexity_by_position, run_ruler
 from models.packed_data import PackedData
 from models.registry import load_tokenizer, load_training_model, model_cache_dir
@@ -145,13 +152,7 @@ def trained_model(ctx: StageContext):
         ctx.log.info(f"step {m.step + 1}/{ts.steps}: loss {m.loss_unweighted:.4f} "
                          f"(weighted {m.loss_weighted:.4f}), {m.tokens / m.seconds:,.0f} "
                          f"tokens/s, weights mean {m.weight_mean:.2f} max {m.weight_max:.2f}")
-        if is_url(remote) and ckpt.is_dir():  # each new checkpoint to the object store
-            for tag in sorted(p.name for p in ckpt.iterdir() if p.is_dir()):
-                if tag not in pushed:
-                    push(out, remote, f"deepspeed/{tag}")
-                    pushed.add(tag)
-            if (ckpt / "latest").exists():
-                push(out, remote, "deepspeed/latest")
+        push_checkpoints(out, remote, "deepspeed", pushed)  # each new one to the object store
 
     history = train(engine, ts, train_data.batch, len(train_data), str(ckpt), start, log)
     rows = earlier + [{**{k: v for k, v in asdict(m).items() if k != "loss_by_position"},
@@ -161,11 +162,7 @@ def trained_model(ctx: StageContext):
     write_parquet(tables.from_rows([{**r, "run": run.name} for r in rows],
                                    tables.TRAINING_METRICS), metrics_path)
     _save_hf(engine, tokenizer, out / "model", ts.zero_stage)
-    log_tags = {p.name for p in ckpt.iterdir() if p.is_dir()} - pushed if ckpt.is_dir() else ()
-    for tag in sorted(log_tags):  # a checkpoint written after the last step's log
-        push(out, remote, f"deepspeed/{tag}")
-    if (ckpt / "latest").exists():
-        push(out, remote, "deepspeed/latest")
+    push_checkpoints(out, remote, "deepspeed", pushed)  # one written after the last log
     push(out, remote, "metrics.parquet")
     push(out, remote, "model", last=("config.json",))
     release(remote, out)

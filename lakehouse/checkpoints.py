@@ -78,6 +78,20 @@ def push(local: Path, location: str, part: str, last: tuple[str, ...] = ()) -> N
         fs.put_file(str(path), f"{base.rstrip('/')}/{path.relative_to(local).as_posix()}")
 
 
+def push_checkpoints(local: Path, location: str, folder: str, pushed: set[str]) -> None:
+    """Upload the checkpoint tags (sub-folders) of ``local/folder`` not in ``pushed`` (adding
+    them), then DeepSpeed's ``latest`` file naming the newest, once something new went up."""
+    root = local / folder
+    if not is_url(location) or not root.is_dir():
+        return
+    new = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in pushed)
+    for tag in new:
+        push(local, location, f"{folder}/{tag}")
+        pushed.add(tag)
+    if new and (root / "latest").exists():
+        push(local, location, f"{folder}/latest")
+
+
 def release(location: str, local: Path) -> None:
     """Remove the scratch copy of a URL location (a local lake's folder stays)."""
     if is_url(location):
