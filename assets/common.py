@@ -31,12 +31,3 @@ def load_configured_scorer(settings):
                                 bos_token_id=resolve_bos(tokenizer, sc.bos),
                                 compile=sc.compile, pack=sc.pack)
 
-
-def configured_bos(settings, scorer: str | None = None) -> int | None:
-    """The BOS id the scorer runs with (``scoring.bos``), or None: entropy, verification,
-    token weights and packing all ask here, so they agree."""
-    from models.registry import load_tokenizer
-    from models.scoring import resolve_bos
-
-    tokenizer, _ = load_tokenizer(scorer or settings.models.scorer)
-    return resolve_bos(tokenizer, settings.scoring.bos)

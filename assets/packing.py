@@ -6,11 +6,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from assets.common import configured_bos
 from lakehouse.mds_export import export_mds
 from lakehouse.packing import PackedDataset, pack_baseline, pack_entropylong, spans_exact
 from lakehouse.storage import write_parquet
 from models.registry import load_tokenizer
+from models.scoring import resolve_bos
 from orchestration.automation import follow_only
 from orchestration.lake_assets import StageContext, lake_asset
 
@@ -18,11 +18,13 @@ SPANS_CHECK = "sequences_exact_and_spans_valid"
 CHECK_DOC = "every sequence is exactly target_length tokens; spans tile it up to the padding"
 
 
-def pad_id(scorer: str) -> int:
-    tokenizer, _ = load_tokenizer(scorer)
-    if tokenizer.pad_token_id is not None:
-        return int(tokenizer.pad_token_id)
-    return int(tokenizer.eos_token_id or 0)
+def special_tokens(settings) -> tuple[int, int | None]:
+    """(padding id, BOS id or None) of the scorer's tokenizer: the BOS every unit starts with
+    when the scorer runs with one (``scoring.bos``, as entropy and verification do)."""
+    tokenizer, _ = load_tokenizer(settings.models.scorer)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else \
+        (tokenizer.eos_token_id or 0)
+    return int(pad), resolve_bos(tokenizer, settings.scoring.bos)
 
 
 def _write(ctx: StageContext, data: PackedDataset, mds: bool = False):
@@ -70,10 +72,10 @@ def packed_dataset(ctx: StageContext):
     root_tokens = _tokens(ctx.lake_dataset("tokenized_docs"), "doc_id", wanted)
     chunk_tokens = _tokens(ctx.lake_dataset("chunks"), "chunk_id",
                            sorted({c for r in wanted for c in chunks_of.get(r, ())}))
+    pad, bos = special_tokens(ctx.settings)
     data = pack_entropylong({r: sorted(c) for r, c in chunks_of.items()}, wanted, root_tokens,
-                            chunk_tokens, cfg.target_length, pad_id(ctx.settings.models.scorer),
-                            cfg.seed, cfg.include_roots_without_chunks,
-                            bos=configured_bos(ctx.settings))
+                            chunk_tokens, cfg.target_length, pad, cfg.seed,
+                            cfg.include_roots_without_chunks, bos=bos)
     yield from _write(ctx, data, mds=cfg.mds)
 
 
@@ -91,9 +93,9 @@ def baseline_dataset(ctx: StageContext):
         columns=["token_start", "token_end"])
     budget = int(pc.sum(pc.subtract(man["token_end"], man["token_start"])).as_py() or 0)
     docs = ctx.lake_dataset("tokenized_docs").to_table(columns=["doc_id", "input_ids"])
+    pad, bos = special_tokens(ctx.settings)
     data = pack_baseline(docs["doc_id"].to_pylist(), docs["input_ids"].to_pylist(), budget,
-                         cfg.target_length, pad_id(ctx.settings.models.scorer), cfg.seed,
-                         bos=configured_bos(ctx.settings))
+                         cfg.target_length, pad, cfg.seed, bos=bos)
     yield from _write(ctx, data)
 
 

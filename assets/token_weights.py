@@ -7,13 +7,13 @@ import dagster as dg
 import numpy as np
 import pyarrow as pa
 
-from assets.common import configured_bos, image, torch_device
+from assets.common import image, torch_device
 from assets.packing import DATASET_ASSETS
 from lakehouse import tables
 from lakehouse.plots import histogram_png
 from lakehouse.storage import write_parquet
 from models.registry import load_scorer, load_tokenizer, resolve_scorer
-from models.scoring import model_window
+from models.scoring import model_window, resolve_bos
 from models.short_context import check_shared_vocabulary, short_context_n, short_context_table
 from orchestration.lake_assets import StageContext, lake_asset
 from orchestration.partitions import TRANSIENT_RETRY
@@ -54,6 +54,7 @@ def token_weights(ctx: StageContext):
         check_shared_vocabulary({f"frozen scorer {spec!r}": tokenizer,
                                  f"scorer {settings.models.scorer!r}":
                                      load_tokenizer(settings.models.scorer)[0]})
+    bos = resolve_bos(tokenizer, settings.scoring.bos)  # as this scorer runs everywhere
     n = short_context_n(cfg.n, model_window(model))
     overlap = cfg.overlap if cfg.overlap is not None else n // 4
     scorer_id = resolve_scorer(spec).model_id
@@ -66,7 +67,7 @@ def token_weights(ctx: StageContext):
             model, *(seqs[c].to_pylist() for c in ("seq_id", "input_ids", "indices")), n,
             overlap, settings.scoring.token_budget, settings.scoring.block_size,
             progress=lambda m, d=dataset: ctx.log.info(f"{d}: {m}"),
-            bos_token_id=configured_bos(settings, spec))
+            bos_token_id=bos)
         cols, rows = out["columns"], seqs.num_rows
         cols.update(scorer_id=[scorer_id] * rows, n=[n] * rows, stride=[n - overlap] * rows)
         path = write_parquet(pa.Table.from_pydict(cols, schema=tables.TOKEN_WEIGHTS),
