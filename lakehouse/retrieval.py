@@ -414,11 +414,10 @@ def _lexical_side(index: VectorIndex, queries: list[str], words: list[str], cont
         rows = [i for i, lq in enumerate(per_key) if name in lq]
         # each distinct query once (a root's context list is the same for all its anchors)
         qs = [per_key[i][name] for i in rows]
-        distinct, of_row = _unique([repr(q) for q in qs])
-        query_of: dict[int, LexicalQuery] = {}
-        for q, j in zip(qs, of_row, strict=True):
-            query_of.setdefault(j, q)
-        found = index.search_lexical([query_of[j] for j in range(len(distinct))], fetch)
+        keys = [repr(q) for q in qs]  # a query may be a list of (text, boost): not hashable
+        distinct, of_row = _unique(keys)
+        query_of = dict(zip(keys, qs, strict=True))  # equal keys, equal queries
+        found = index.search_lexical([query_of[k] for k in distinct], fetch)
         for i, j in zip(rows, of_row, strict=True):
             lexical[i][name] = found[j]
     return lexical, of, time.perf_counter() - t0

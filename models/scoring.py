@@ -420,15 +420,21 @@ def score_positions(model, sequences: Sequence[np.ndarray], positions: Sequence[
         cols = cols + lead  # input columns of the asked tokens
         ent, nll = entropy_nll_from_hidden(hidden[rows, cols - 1], ids[rows, cols], head,
                                            config.block_size, transform, config.compile)
-        ent, nll = ent.cpu().numpy(), nll.cpu().numpy()
-        offset = 0
-        for w in batch:
-            n = len(positions[w.seq])
-            out[w.seq].entropy[:] = ent[offset:offset + n]
-            out[w.seq].nll[:] = nll[offset:offset + n]
-            offset += n
+        _scatter(out, batch, positions, ent, nll)
         del hidden
     return out
+
+
+def _scatter(out: list[TokenScores], batch: Sequence[Window],
+             positions: Sequence[np.ndarray], ent: torch.Tensor, nll: torch.Tensor) -> None:
+    """Write a batch's scores, gathered window after window, into each sequence's arrays."""
+    ent_np, nll_np = ent.cpu().numpy(), nll.cpu().numpy()
+    offset = 0
+    for w in batch:
+        n = len(positions[w.seq])
+        out[w.seq].entropy[:] = ent_np[offset:offset + n]
+        out[w.seq].nll[:] = nll_np[offset:offset + n]
+        offset += n
 
 
 def _expanded_cache(model, layers: Sequence[tuple[torch.Tensor, torch.Tensor]], rows: int):
@@ -501,12 +507,6 @@ def score_positions_after_prefix(model, prefix: np.ndarray, sequences: Sequence[
                           for w in batch]).to(device) - p_len  # the column predicting it
         ent, nll = entropy_nll_from_hidden(hidden[rows, cols], ids[rows, cols + 1], head,
                                            config.block_size, transform, config.compile)
-        ent, nll = ent.cpu().numpy(), nll.cpu().numpy()
-        offset = 0
-        for w in batch:
-            n = len(positions[w.seq])
-            out[w.seq].entropy[:] = ent[offset:offset + n]
-            out[w.seq].nll[:] = nll[offset:offset + n]
-            offset += n
+        _scatter(out, batch, positions, ent, nll)
         del hidden
     return out, tokens
