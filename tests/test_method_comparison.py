@@ -1,0 +1,58 @@
+"""bench.method at toy scale: EntropyLong and baseline data from one corpus, the same tiny
+model trained on each with the same budget under two losses, RULER and held-out perplexity
+for all four runs, read back from the catalog."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+from bench.method import DATASETS, comparison_config, records, run_comparison, run_name, table
+
+
+def test_the_comparison_config_keeps_the_base_and_sets_one_run_per_pair(tiny_config, tmp_path):
+    path = comparison_config(tiny_config, tmp_path / "cmp", ["uniform", "sparse"], steps=5,
+                             lengths=None, model=None, limit=None, target_length=4096)
+    raw = yaml.safe_load(path.read_text())
+    base = yaml.safe_load(tiny_config.read_text())
+    assert raw["lake"] == str((tmp_path / "cmp" / "lake").resolve())
+    assert [r["name"] for r in raw["training"]["runs"]] == [
+        "entropylong-uniform", "entropylong-sparse", "baseline-uniform", "baseline-sparse"]
+    assert {r["dataset"] for r in raw["training"]["runs"]} == set(DATASETS)
+    assert raw["training"]["steps"] == 5
+    assert raw["training"]["model"] == base["training"]["model"]
+    # the longest lengths the model was trained at
+    assert raw["packing"]["target_length"] == 4096
+    assert raw["evaluation"]["lengths"] == [2048, 4096]
+    # corpora and the local scorer still point at the base's files
+    for corpus in raw["corpora"]:
+        assert corpus["uri"].startswith(str(tiny_config.parent))
+    assert raw["models"]["scorer"] == base["models"]["scorer"]
+
+
+@pytest.mark.slow  # trains and evaluates four runs (lm-eval's RULER on a tiny model)
+def test_four_runs_train_alike_and_are_compared_on_ruler(tiny_config, tmp_path):
+    path = comparison_config(tiny_config, tmp_path / "cmp", ["uniform", "sparse"], steps=2,
+                             lengths=[512], model=None, limit=1, target_length=None)
+    c = run_comparison(path, log=lambda _: None)
+    names = {run_name(d, loss) for d in DATASETS for loss in ("uniform", "sparse")}
+    assert {r["run"] for r in c.runs} == names
+    # the same budget: every run took the same optimizer steps over sequences of one length
+    assert {r["steps"] for r in c.runs} == {2}
+    by = {r["run"]: r for r in c.runs}
+    assert by["entropylong-sparse"]["mode"] == "sparse" and by["entropylong-sparse"]["frozen"]
+    assert by["baseline-uniform"]["dataset"] == "baseline"
+    assert c.lengths == [512]
+    for n in names:
+        assert 0.0 <= c.ruler[("niah_single_1", n)] <= 1.0
+        ppl = [v for (_, r), v in c.heldout.items() if r == n]
+        assert ppl and all(math.isfinite(v) and v > 1 for v in ppl)
+    recs = records(c, ["uniform", "sparse"], {})
+    assert [r.metric.split("(")[1].split(")")[0] for r in recs] == ["uniform", "sparse"]
+    for r in recs:
+        assert r.value == c.ruler[("niah_single_1", run_name("entropylong", r.metric.split(
+            "(")[1].split(")")[0]))]
+    text = table(c)
+    assert all(n in text for n in names) and "RULER mean" in text
