@@ -82,6 +82,11 @@ class TrainSettings:
     attention: str = "auto"  # auto (FlashAttention-2 varlen on CUDA when installed, else
     # per-unit SDPA) | flash_attention_2 | unit_sdpa | dense_mask (T x T mask; reference)
     gradient_checkpointing: bool | None = None  # None: on above CHECKPOINT_ABOVE tokens
+    processes: int | None = None  # training processes (one per GPU, data parallel, ZeRO
+    # across them; global batch = micro_batch x grad_accum x processes); None: every GPU the
+    # pod has (torch.cuda.device_count()), 1 on a CPU
+    shuffle_window: int = 1  # row groups whose sequences are shuffled together per epoch
+    # (models.streamed_data): the row groups a reader holds at once
 
     @property
     def sparse_kappa(self) -> float:
@@ -95,3 +100,12 @@ class TrainSettings:
         if self.gradient_checkpointing is not None:
             return self.gradient_checkpointing
         return length > CHECKPOINT_ABOVE
+
+
+def pod_gpus(processes: int | None, configured: int = 1) -> int:
+    """GPUs a training pod asks for (``nvidia.com/gpu``): one per configured process, else
+    the pod configuration's own count, which the trainer then fills (processes None: one
+    per visible GPU). Torch-free, so the Kubernetes op tags can call it."""
+    if processes is not None and processes < 1:
+        raise ValueError(f"processes must be at least 1, not {processes}")
+    return int(processes) if processes else int(configured)

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -97,26 +98,54 @@ def unit_attention(spans: Sequence[Sequence[tuple[int, int]]], length: int
     return dense_unit_mask(spans, length), unit_positions(spans, length)
 
 
-def micro_batches(n_sequences: int, settings: TrainSettings, start_step: int
-                  ) -> Iterator[tuple[int, list[list[int]]]]:
-    """(step, [sequence indices per micro-batch]) from ``start_step`` on.
+def micro_batches(n_sequences: int, settings: TrainSettings, start_step: int, rank: int = 0,
+                  world: int = 1) -> Iterator[tuple[int, list[list[int]]]]:
+    """(step, [sequence indices per micro-batch of this rank]) from ``start_step`` on.
 
     Epochs are seeded permutations, so the order at any step is known without replaying the
-    earlier ones: a resumed run sees exactly the data the uninterrupted run would have.
+    earlier ones: a resumed run sees exactly the data the uninterrupted run would have. A
+    step takes ``micro_batch * grad_accum * world`` sequences; rank r the r-th contiguous
+    share (so one process with grad_accum g * w sees what w processes see together).
     """
-    per_step = settings.micro_batch * settings.grad_accum
+    per_rank = settings.micro_batch * settings.grad_accum
     order, order_epoch = None, -1
     for step in range(start_step, settings.steps):
-        first = step * per_step
+        first = (step * world + rank) * per_rank
         idx = []
-        for k in range(first, first + per_step):
+        for k in range(first, first + per_rank):
             epoch, offset = divmod(k, n_sequences)
             if epoch != order_epoch:  # one permutation per epoch, not per sequence drawn
                 order = np.random.default_rng((settings.seed, epoch)).permutation(n_sequences)
                 order_epoch = epoch
             idx.append(int(order[offset]))
         yield step, [idx[i:i + settings.micro_batch]
-                     for i in range(0, per_step, settings.micro_batch)]
+                     for i in range(0, per_rank, settings.micro_batch)]
+
+
+class BatchSource(Protocol):
+    """Where a training run's micro-batches come from (models.streamed_data reads the lake;
+    InMemoryBatches wraps arrays)."""
+
+    def steps(self, micro_batch: int, grad_accum: int, seed: int, start_step: int,
+              steps: int, rank: int = 0, world: int = 1
+              ) -> Iterator[tuple[int, list[PackedBatch]]]: ...
+
+
+@dataclass
+class InMemoryBatches:
+    """Sequences already in memory: ``load`` builds a micro-batch from sequence indices,
+    taken in ``micro_batches``' order (a seeded permutation of all of them per epoch)."""
+
+    load: Callable[[list[int]], PackedBatch]
+    n_sequences: int
+
+    def steps(self, micro_batch: int, grad_accum: int, seed: int, start_step: int,
+              steps: int, rank: int = 0, world: int = 1
+              ) -> Iterator[tuple[int, list[PackedBatch]]]:
+        settings = TrainSettings(micro_batch=micro_batch, grad_accum=grad_accum, seed=seed,
+                                 steps=steps)
+        for step, micro in micro_batches(self.n_sequences, settings, start_step, rank, world):
+            yield step, [self.load(idx) for idx in micro]
 
 
 def nll_by_position(nll: torch.Tensor, valid: torch.Tensor, spans,
@@ -192,8 +221,18 @@ def scorable_fractions(spans: Sequence[Sequence[tuple[int, int]]], settings: Tra
     return out
 
 
+def rank_world() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) without torch.distributed."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def init_single_process() -> None:
-    """torch.distributed with gloo for one local process (CPU), unless a launcher set it up."""
+    """torch.distributed for this process: as a launcher set it up (RANK, WORLD_SIZE,
+    LOCAL_RANK, MASTER_ADDR/PORT, as models.distributed and DeepSpeed's launcher do), else
+    as the only process, on a free port; NCCL with one GPU per local rank, else gloo."""
     import deepspeed
 
     if "MASTER_PORT" not in os.environ:  # a free port: two local runs must not collide
@@ -205,6 +244,8 @@ def init_single_process() -> None:
         os.environ.setdefault(key, value)
     if not torch.distributed.is_initialized():
         backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if torch.cuda.is_available():
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         deepspeed.init_distributed(dist_backend=backend, verbose=False)
 
 
@@ -277,48 +318,78 @@ def micro_step(engine, settings: TrainSettings, batch: PackedBatch, step_tokens:
             valid, eligible)
 
 
-def train(engine, settings: TrainSettings, load: Callable[[list[int]], PackedBatch],
-          n_sequences: int, checkpoint_dir: str | None = None, start_step: int = 0,
+def _reduce(values: list[float], device, op: str = "sum") -> list[float]:
+    """``values`` summed (or maxed) over the ranks; themselves in one process."""
+    dist = torch.distributed
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX if op == "max" else dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def train(engine, settings: TrainSettings, data: BatchSource,
+          checkpoint_dir: str | None = None, start_step: int = 0,
           on_step: Callable[[StepMetrics], None] | None = None) -> list[StepMetrics]:
-    """Run steps ``start_step`` .. ``settings.steps - 1``; ``load`` builds a micro-batch."""
+    """Run steps ``start_step`` .. ``settings.steps - 1`` on this rank's share of each step.
+
+    The step's counted tokens are summed over all ranks before the first backward, and each
+    rank backpropagates sum(w * nll) * world / (that count): DeepSpeed averages gradients
+    over the ranks, so the update is the gradient of the weighted mean over the global
+    batch, the same as one process running the global batch as accumulation steps. The
+    metrics are reduced over the ranks too; ``on_step`` runs on rank 0 only. Every rank
+    writes its part of a checkpoint (ZeRO shards); all wait until the checkpoint is whole.
+    """
+    rank, world = rank_world()
     history = []
-    for step, micro in micro_batches(n_sequences, settings, start_step):
+    buckets = list(zip(POSITION_BUCKETS[:-1], POSITION_BUCKETS[1:], strict=True))
+    for step, batches in data.steps(settings.micro_batch, settings.grad_accum, settings.seed,
+                                    start_step, settings.steps, rank, world):
         t0 = time.perf_counter()
-        batches = [load(idx) for idx in micro]
-        step_tokens = int(sum(int(ignore_mask(b.input_ids, b.spans).sum()) for b in batches))
-        sums_w = sums_u = 0.0
-        ws, nlls, valids, spans, scorable = [], [], [], [], []
+        local = sum(int(ignore_mask(b.input_ids, b.spans).sum()) for b in batches)
+        step_tokens = int(_reduce([float(local)], engine.device)[0])
+        sums = np.zeros(8 + 2 * len(buckets))  # loss w, loss u, weights n/sum/sq/nonzero,
+        w_max = 0.0  # scorable sum / sequences, then per bucket NLL sum and tokens
         for k, b in enumerate(batches):
             lw, lu, w, nll, valid, eligible = micro_step(
-                engine, settings, b, max(step_tokens, 1), draw_seed(settings.seed, step, k))
+                engine, settings, b, max(step_tokens, 1) / world,
+                draw_seed(settings.seed, step, rank * settings.grad_accum + k))
             engine.step()
-            scorable.extend(scorable_fraction(eligible, valid).tolist())
-            sums_w += lw
-            sums_u += lu
-            ws.append(w[valid])
-            nlls.append(nll.cpu())
-            valids.append(valid.cpu())
-            spans.extend(b.spans)
-        weights = torch.cat(ws).float()
-        buckets = {f"{lo}-{hi}": s / c for lo, hi, s, c in
-                   nll_by_position(torch.cat(nlls), torch.cat(valids), spans)} \
-            if len({n.shape[1] for n in nlls}) == 1 else {}
-        m = StepMetrics(step=step, loss_weighted=sums_w / max(step_tokens, 1),
-                        loss_unweighted=sums_u / max(step_tokens, 1), tokens=step_tokens,
-                        weight_mean=float(weights.mean()), weight_std=float(weights.std()),
-                        weight_max=float(weights.max()),
-                        weight_nonzero=float((weights > 0).float().mean()),
+            kept = w[valid].double()
+            frac = scorable_fraction(eligible, valid)
+            sums[:8] += [lw, lu, kept.numel(), float(kept.sum()), float((kept ** 2).sum()),
+                         float((kept > 0).sum()), float(frac.sum()), frac.numel()]
+            w_max = max(w_max, float(kept.max()) if kept.numel() else 0.0)
+            for lo, hi, s, c in nll_by_position(nll.cpu(), valid.cpu(), b.spans):
+                j = buckets.index((lo, hi))
+                sums[8 + 2 * j] += s
+                sums[9 + 2 * j] += c
+        sums = np.asarray(_reduce(sums.tolist(), engine.device))
+        w_max = _reduce([w_max], engine.device, "max")[0]
+        n_w, w_sum, w_sq = sums[2], sums[3], sums[4]
+        tokens = max(step_tokens, 1)
+        m = StepMetrics(step=step, loss_weighted=sums[0] / tokens,
+                        loss_unweighted=sums[1] / tokens, tokens=step_tokens,
+                        weight_mean=w_sum / max(n_w, 1),
+                        weight_std=float(np.sqrt(max(w_sq - w_sum ** 2 / max(n_w, 1), 0.0)
+                                                 / max(n_w - 1, 1))),
+                        weight_max=w_max, weight_nonzero=sums[5] / max(n_w, 1),
                         lr=float(engine.get_lr()[0]), seconds=time.perf_counter() - t0,
-                        loss_by_position=buckets,
-                        scorable_fraction=float(np.mean(scorable)))
+                        loss_by_position={f"{lo}-{hi}": sums[8 + 2 * j] / sums[9 + 2 * j]
+                                          for j, (lo, hi) in enumerate(buckets)
+                                          if sums[9 + 2 * j]},
+                        scorable_fraction=sums[6] / max(sums[7], 1))
         history.append(m)
-        if on_step:
+        if on_step and rank == 0:
             on_step(m)
         done = step + 1
         if checkpoint_dir and (done == settings.steps or (
                 settings.checkpoint_every and done % settings.checkpoint_every == 0)):
             engine.save_checkpoint(checkpoint_dir, tag=f"step-{done}",
-                                   client_state={"step": done, "settings": asdict(settings)})
+                                   client_state={"step": done, "world": world,
+                                                 "settings": asdict(settings)})
+            if world > 1:
+                torch.distributed.barrier()
     return history
 
 
@@ -329,4 +400,25 @@ def resume(engine, checkpoint_dir: str) -> int:
     path, client = engine.load_checkpoint(checkpoint_dir)
     if path is None:
         return 0
+    world = rank_world()[1]
+    if int(client.get("world", 1)) != world:  # a step's data is a slice of the global batch
+        raise ValueError(f"{checkpoint_dir} was written by {client.get('world', 1)} "
+                         f"processes, this run has {world}: the steps would see other data")
     return int(client["step"])
+
+
+def save_model(engine, folder: str | Path) -> None:
+    """The trained weights as a Hugging Face folder (``save_pretrained``), written by rank 0;
+    under ZeRO-3 every rank takes part in gathering the parameters first."""
+    import deepspeed
+
+    module = engine.module
+    rank = rank_world()[0]
+    if engine.zero_optimization_stage() == 3:
+        with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+            state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()} \
+                if rank == 0 else None
+    else:
+        state = None
+    if rank == 0:
+        module.save_pretrained(str(folder), state_dict=state)

@@ -11,6 +11,7 @@ import torch
 
 from models.short_context import short_context_logprobs
 from models.training import (
+    InMemoryBatches,
     PackedBatch,
     TrainSettings,
     build_engine,
@@ -49,7 +50,7 @@ def _run(settings, ids, frozen=None, ckpt=None, start=0, engine=None):
     engine = engine or build_engine(make_tiny_llama(seed=1), settings)
     if ckpt and start:
         start = resume(engine, ckpt)
-    hist = train(engine, settings, _loader(ids, frozen), len(ids), ckpt, start)
+    hist = train(engine, settings, InMemoryBatches(_loader(ids, frozen), len(ids)), ckpt, start)
     return engine, hist
 
 
