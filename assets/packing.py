@@ -7,7 +7,14 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from lakehouse.mds_export import export_mds
-from lakehouse.packing import PackedDataset, pack_baseline, pack_entropylong, spans_exact
+from lakehouse.packed_files import SEQUENCES, write_sequences
+from lakehouse.packing import (
+    PackedDataset,
+    PackingSettings,
+    pack_baseline,
+    pack_entropylong,
+    spans_exact,
+)
 from lakehouse.storage import write_parquet
 from models.registry import load_tokenizer
 from models.scoring import resolve_bos
@@ -27,19 +34,29 @@ def special_tokens(settings) -> tuple[int, int | None]:
     return int(pad), resolve_bos(tokenizer, settings.scoring.bos)
 
 
-def _write(ctx: StageContext, data: PackedDataset, mds: bool = False):
-    """Write sequences and manifest below the asset's folder; yield its result and check."""
-    seq_path = write_parquet(data.sequences, ctx.output_path("sequences.parquet"))
+def packing_settings(cfg) -> PackingSettings:
+    """The config's ``packing`` section as lakehouse.packing's settings (fields the config
+    does not set yet take their defaults there)."""
+    return cfg if isinstance(cfg, PackingSettings) else PackingSettings(**cfg.model_dump())
+
+
+def _write(ctx: StageContext, data: PackedDataset, cfg: PackingSettings, mds: bool = False):
+    """Write sequences (bounded part files) and manifest below the asset's folder; yield
+    its result and check."""
+    parts = write_sequences(data.sequences, ctx.output_path(), cfg.max_file_mb,
+                            cfg.row_group_rows, ctx.pipeline.lake.settings.upload_part_bytes)
     man_path = write_parquet(data.manifest, ctx.output_path("manifest.parquet"))
-    extra = {"mds": dg.MetadataValue.path(export_mds(data.sequences, ctx.output_path("mds")))
+    extra = {"mds": dg.MetadataValue.path(export_mds(
+        data.sequences, ctx.output_path("mds"), size_limit=int(cfg.max_file_mb * (1 << 20))))
              } if mds else {}
     s = data.stats
     ctx.log.info(f"{ctx.asset.name}: {s['units']} units ({s['tokens']} tokens) -> "
                  f"{s['sequences']} sequences of {s['target_length']}, fill "
                  f"{s['fill_rate']:.3f}")
     yield dg.MaterializeResult(metadata={
-        **s, "path": dg.MetadataValue.path(seq_path), "manifest": dg.MetadataValue.path(man_path),
-        "dagster/row_count": s["sequences"], **extra})
+        **s, "path": dg.MetadataValue.path(ctx.output_path(SEQUENCES)), "files": len(parts),
+        "manifest": dg.MetadataValue.path(man_path), "dagster/row_count": s["sequences"],
+        **extra})
     yield dg.AssetCheckResult(check_name=SPANS_CHECK, metadata={"sequences": s["sequences"]},
                               passed=spans_exact(data.sequences, s["target_length"]))
 
@@ -60,7 +77,7 @@ def _tokens(dataset: ds.Dataset, id_column: str, ids: list[str]) -> dict[str, li
                 "`indices` (unit spans) and a manifest of roots and chunks per sequence.",
 )
 def packed_dataset(ctx: StageContext):
-    cfg = ctx.settings.packing
+    cfg = packing_settings(ctx.settings.packing)
     dep = ctx.lake_dataset("verified_dependencies").to_table(
         columns=["doc_id", "chunk_id"], filter=ds.field("verified"))
     chunks_of: dict[str, set[str]] = {}
@@ -76,7 +93,7 @@ def packed_dataset(ctx: StageContext):
     data = pack_entropylong({r: sorted(c) for r, c in chunks_of.items()}, wanted, root_tokens,
                             chunk_tokens, cfg.target_length, pad, cfg.seed,
                             cfg.include_roots_without_chunks, bos=bos)
-    yield from _write(ctx, data, mds=cfg.mds)
+    yield from _write(ctx, data, cfg, mds=cfg.mds)
 
 
 @lake_asset(
@@ -88,7 +105,7 @@ def packed_dataset(ctx: StageContext):
                 "models trained on the two can be compared.",
 )
 def baseline_dataset(ctx: StageContext):
-    cfg = ctx.settings.packing
+    cfg = packing_settings(ctx.settings.packing)
     man = ctx.lake_dataset("packed_dataset", "manifest.parquet").to_table(
         columns=["token_start", "token_end"])
     budget = int(pc.sum(pc.subtract(man["token_end"], man["token_start"])).as_py() or 0)
@@ -96,7 +113,7 @@ def baseline_dataset(ctx: StageContext):
     pad, bos = special_tokens(ctx.settings)
     data = pack_baseline(docs["doc_id"].to_pylist(), docs["input_ids"].to_pylist(), budget,
                          cfg.target_length, pad, cfg.seed, bos=bos)
-    yield from _write(ctx, data)
+    yield from _write(ctx, data, cfg)
 
 
 DATASET_ASSETS = {"entropylong": "packed_dataset", "baseline": "baseline_dataset"}

@@ -10,6 +10,7 @@ import pyarrow as pa
 from assets.common import image, torch_device
 from assets.packing import DATASET_ASSETS
 from lakehouse import tables
+from lakehouse.packed_files import SEQUENCES
 from lakehouse.plots import histogram_png
 from lakehouse.storage import write_parquet
 from models.registry import load_scorer, load_tokenizer, resolve_scorer
@@ -61,8 +62,8 @@ def token_weights(ctx: StageContext):
     meta: dict = {"scorer_id": scorer_id, "n": n, "stride": n - overlap}
     checks: dict[str, bool] = {}
     for dataset in cfg.datasets:
-        seqs = ctx.lake_dataset(DATASET_ASSETS[dataset], "sequences.parquet").to_table(
-            columns=["seq_id", "input_ids", "indices"])
+        seqs = ctx.lake_dataset(DATASET_ASSETS[dataset], SEQUENCES).to_table(
+            columns=["seq_id", "input_ids", "indices"]).sort_by("seq_id")  # parts in order
         out = short_context_table(
             model, *(seqs[c].to_pylist() for c in ("seq_id", "input_ids", "indices")), n,
             overlap, settings.scoring.token_budget, settings.scoring.block_size,

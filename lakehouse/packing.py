@@ -26,8 +26,26 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
 
 from lakehouse import tables
+
+
+class PackingSettings(BaseModel):
+    """How packed datasets are built and written (the config's ``packing`` section)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    target_length: int = Field(131072, gt=0)  # tokens per packed sequence
+    seed: int = 0  # chunk order within units
+    include_roots_without_chunks: bool = False  # a root with no verified chunk: skip it
+    mds: bool = False  # also export MDS for ProLong-style trainers (needs the `mds` extra)
+    # Sequences are written as sequences/part-NNNNN.parquet, each at most this many MiB of
+    # uncompressed rows (lakehouse.packed_files); also the MDS export's shard size limit.
+    max_file_mb: float = Field(256.0, gt=0)
+    # Rows per Parquet row group: what a streaming reader holds at once (a 131,072-token
+    # row is 512 KiB of int32 ids).
+    row_group_rows: int = Field(64, gt=0)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+from lakehouse.packed_files import read_sequences, sequence_files
 from orchestration.cli import register
 from orchestration.config import load_config
 from orchestration.definitions import build_definitions
@@ -76,7 +77,9 @@ def test_stage_one_and_two_assets_run_end_to_end(tiny_config):
     assert dep[3:] == (0, 0, 0, 0), dep  # kept = passed dI > epsilon and not a copy (dropped)
     # the packed dataset reads back into units [verified chunks; root] with exact spans
     lake = Path(config.lake)
-    seqs = pq.read_table(lake / "packed_dataset/sequences.parquet").to_pylist()
+    seqs = read_sequences(str(lake / "packed_dataset")).to_pylist()
+    assert sequence_files(str(lake / "packed_dataset"))  # part files, no single file
+    assert not (lake / "packed_dataset/sequences.parquet").exists()
     man = pq.read_table(lake / "packed_dataset/manifest.parquet").to_pylist()
     assert seqs and all(len(s["input_ids"]) == 8192 for s in seqs)
     verified_pairs = set(con.execute("SELECT doc_id, chunk_id FROM verified_dependencies "
@@ -141,7 +144,7 @@ def test_token_weights_join_the_packed_sequences_by_id(tiny_config):
     run_pipeline(tiny_config, dg.DagsterInstance.ephemeral())
     lake = Path(load_config(tiny_config).lake)
     for dataset, folder in (("entropylong", "packed_dataset"), ("baseline", "baseline_dataset")):
-        seqs = pq.read_table(lake / f"{folder}/sequences.parquet").to_pylist()
+        seqs = read_sequences(str(lake / folder)).to_pylist()
         weights = pq.read_table(lake / f"token_weights/{dataset}.parquet").to_pylist()
         assert [w["seq_id"] for w in weights] == [s["seq_id"] for s in seqs]
         for s, w in zip(seqs, weights, strict=True):
