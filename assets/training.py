@@ -3,7 +3,7 @@ and RULER plus held-out perplexity, one partition per configured training run.""
 
 import time
 from dataclasses import asdict
-from pathlib import Path
+from functools import partial
 
 import dagster as dg
 import numpy as np
@@ -22,21 +22,21 @@ from lakehouse.checkpoints import (
 )
 from lakehouse.demo.pystdlib import generate as stdlib_prose
 from lakehouse.plots import curves_png, histogram_png
-from lakehouse.storage import exists, read_parquet, staged, write_parquet
+from lakehouse.storage import exists, glob, open_input, read_parquet, staged, write_parquet
+from models.distributed import TrainJob, first_of, launch, resolve_processes
 from models.evaluation import ensure_punkt_tab, perplexity_by_position, run_ruler
-from models.packed_data import PackedData
 from models.registry import load_tokenizer, load_training_model, model_cache_dir
 from models.short_context import check_shared_vocabulary, scorer_window, short_context_n
+from models.streamed_data import StreamedPackedData, sequence_files
 from models.training import (
     POSITION_BUCKETS,
     StepMetrics,
     TrainSettings,
-    build_engine,
-    resume,
     scorable_fractions,
-    train,
 )
 from orchestration.lake_assets import StageContext, lake_asset
+
+_TS = TrainSettings()
 
 
 def _run(ctx: StageContext):
@@ -68,36 +68,26 @@ def _train_settings(settings, run) -> TrainSettings:
                          block_size=t.block_size, seed=t.seed,
                          checkpoint_every=t.checkpoint_every, bf16=t.bf16,
                          attention=t.attention,
-                         gradient_checkpointing=t.gradient_checkpointing)
+                         gradient_checkpointing=t.gradient_checkpointing,
+                         # read where the config has them (orchestration.config.TrainingSettings)
+                         processes=getattr(t, "processes", _TS.processes),
+                         shuffle_window=getattr(t, "shuffle_window", _TS.shuffle_window))
 
 
-def _packed(ctx: StageContext, dataset: str, with_weights: bool) -> PackedData:
-    seqs = ctx.lake_dataset(DATASET_ASSETS[dataset], "sequences.parquet").to_table(
-        columns=["seq_id", "input_ids", "indices"]).to_pylist()
+def _streamed(ctx: StageContext, dataset: str, with_weights: bool, heldout: int,
+              shuffle_window: int = 1) -> StreamedPackedData:
+    """The packed dataset on the lake, streamed a row group at a time: the part files of
+    ``sequences/`` (or an earlier lake's single ``sequences.parquet``), and the dataset's
+    frozen token weights when the run needs them."""
+    root = ctx.input_path(DATASET_ASSETS[dataset])
+    files = sequence_files(glob(f"{root}/sequences/*.parquet") + glob(f"{root}/*.parquet"))
     weights = None
     if with_weights:
-        path = ctx.input_path("token_weights", f"{dataset}.parquet")
-        if not exists(path):
-            raise FileNotFoundError(f"{path} missing: frozen token weighting needs the "
+        weights = ctx.input_path("token_weights", f"{dataset}.parquet")
+        if not exists(weights):
+            raise FileNotFoundError(f"{weights} missing: frozen token weighting needs the "
                                     "token_weights asset for this dataset")
-        weights = read_parquet(path, ["seq_id", "logp_short", "full_context"]).to_pylist()
-    return PackedData.from_rows(seqs, weights)
-
-
-def _save_hf(engine, tokenizer, target: Path, zero_stage: int) -> None:
-    """A Hugging Face folder of the trained weights, written beside ``target`` and renamed."""
-    import deepspeed
-
-    module = engine.module
-    with staged(target) as tmp:
-        if zero_stage == 3:
-            params = list(module.parameters())
-            with deepspeed.zero.GatheredParameters(params, modifier_rank=None):
-                state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
-            module.save_pretrained(tmp, state_dict=state)
-        else:
-            module.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+    return StreamedPackedData(files, weights, heldout, shuffle_window, open_file=open_input)
 
 
 @lake_asset(
@@ -112,9 +102,10 @@ def _save_hf(engine, tokenizer, target: Path, zero_stage: int) -> None:
 def trained_model(ctx: StageContext):
     settings = ctx.settings
     run = _run(ctx)
-    data = _packed(ctx, run.dataset, run.mode != "uniform" and run.frozen)
-    train_data, heldout = data.split(settings.training.heldout_sequences)
-    if not len(train_data):
+    ts = _train_settings(settings, run)
+    data = _streamed(ctx, run.dataset, run.mode != "uniform" and run.frozen,
+                     settings.training.heldout_sequences, ts.shuffle_window)
+    if not len(data):
         raise ValueError(f"run {run.name}: packed dataset {run.dataset} has no sequences")
     remote = ctx.output_path(run.name)
     out = scratch_for(remote)  # the lake's folder, or a local copy of an object-store one
@@ -124,8 +115,8 @@ def trained_model(ctx: StageContext):
     ckpt = out / "deepspeed"
     metrics_path = out / "metrics.parquet"
     spec = settings.training.model or settings.models.scorer
-    model, tokenizer = load_training_model(spec, settings.models.scorer,
-                                           seed=settings.training.seed)
+    # the tiny models use the scorer's tokenizer; the model itself loads in each process
+    tokenizer = load_tokenizer(settings.models.scorer if spec.startswith("tiny:") else spec)[0]
     vocabularies = {f"trained model {spec!r}": tokenizer}
     if spec != settings.models.scorer:
         vocabularies[f"scorer {settings.models.scorer!r}"] = \
@@ -134,34 +125,39 @@ def trained_model(ctx: StageContext):
         vocabularies[f"frozen scorer {_frozen_scorer(settings)!r}"] = \
             load_tokenizer(_frozen_scorer(settings))[0]
     check_shared_vocabulary(vocabularies)
-    ts = _train_settings(settings, run)
-    scorable = scorable_fractions(train_data.spans, ts, train_data.logp_short) \
-        if run.mode != "uniform" else np.zeros(0)
-    engine = build_engine(model, ts)
-    start = resume(engine, str(ckpt)) if ckpt.exists() else 0
-    earlier = [r for r in read_parquet(metrics_path).to_pylist() if r["step"] < start] \
-        if start and metrics_path.exists() else []
-    ctx.log.info(f"run {run.name}: {len(train_data)} sequences of {run.dataset} "
-                     f"({len(heldout)} held out), {run.mode} "
-                     f"{'frozen' if run.frozen else 'unfrozen'}, steps {start}..{ts.steps}")
+    scorable = np.concatenate([  # one pass over the data, a row group at a time
+        scorable_fractions(b.spans, ts, None if b.logp_short is None else b.logp_short.numpy())
+        for b in data.training_groups()]) if run.mode != "uniform" else np.zeros(0)
+    processes = resolve_processes(ts.processes)
+    ctx.log.info(f"run {run.name}: {len(data)} sequences of {run.dataset} in "
+                 f"{len(data.files)} files ({len(data.heldout_ids)} held out), {run.mode} "
+                 f"{'frozen' if run.frozen else 'unfrozen'}, {ts.steps} steps on {processes} "
+                 f"process(es), global batch {ts.micro_batch * ts.grad_accum * processes}")
     t0 = time.perf_counter()
 
     pushed: set[str] = set()
 
     def log(m: StepMetrics) -> None:
         ctx.log.info(f"step {m.step + 1}/{ts.steps}: loss {m.loss_unweighted:.4f} "
-                         f"(weighted {m.loss_weighted:.4f}), {m.tokens / m.seconds:,.0f} "
-                         f"tokens/s, weights mean {m.weight_mean:.2f} max {m.weight_max:.2f}")
+                     f"(weighted {m.loss_weighted:.4f}), {m.tokens / m.seconds:,.0f} "
+                     f"tokens/s, weights mean {m.weight_mean:.2f} max {m.weight_max:.2f}")
         push_checkpoints(out, remote, "deepspeed", pushed)  # each new one to the object store
 
-    history = train(engine, ts, train_data.batch, len(train_data), str(ckpt), start, log)
+    make_model = partial(first_of, load_training_model, spec, settings.models.scorer,
+                         seed=settings.training.seed)
+    with staged(out / "model") as model_dir:  # published once weights and tokenizer are in
+        result = launch(TrainJob(ts, data, make_model, str(ckpt), str(model_dir)),
+                        processes, log)
+        tokenizer.save_pretrained(model_dir)
+    start, history = result.start_step, result.history
+    earlier = [r for r in read_parquet(metrics_path).to_pylist() if r["step"] < start] \
+        if start and metrics_path.exists() else []
     rows = earlier + [{**{k: v for k, v in asdict(m).items() if k != "loss_by_position"},
                        "position_buckets": list(m.loss_by_position),
                        "bucket_loss": list(m.loss_by_position.values())} for m in history]
     out.mkdir(parents=True, exist_ok=True)
     write_parquet(tables.from_rows([{**r, "run": run.name} for r in rows],
                                    tables.TRAINING_METRICS), metrics_path)
-    _save_hf(engine, tokenizer, out / "model", ts.zero_stage)
     push_checkpoints(out, remote, "deepspeed", pushed)  # one written after the last log
     push(out, remote, "metrics.parquet")
     push(out, remote, "model", last=("config.json",))
@@ -173,8 +169,8 @@ def trained_model(ctx: StageContext):
             "seconds": time.perf_counter() - t0, "settings": dg.MetadataValue.json(asdict(ts)),
             "model": dg.MetadataValue.path(f"{remote}/model"),
             "metrics": dg.MetadataValue.path(f"{remote}/metrics.parquet"),
-            "attention": engine.module.config._attn_implementation,
-            "gradient_checkpointing": ts.checkpointing(int(train_data.input_ids.shape[1])),
+            "attention": result.attention, "processes": result.processes,
+            "gradient_checkpointing": ts.checkpointing(data.sequence_length()),
             "n": ts.n, "kappa": ts.sparse_kappa}
     if scorable.size:  # sparse keeps only these tokens; dense weighs the rest at lambda
         meta["scorable_fraction"] = dg.MetadataValue.json(fraction_summary(scorable))
@@ -213,13 +209,13 @@ def evaluation(ctx: StageContext):
     t0 = time.perf_counter()
     rows = run_ruler(str(model_dir), ev.tasks, ev.lengths, ev.limit, nltk_data, device)
     ctx.log.info(f"RULER: {len(rows)} scores in {time.perf_counter() - t0:.0f} s")
-    _, heldout = _packed(ctx, run.dataset, False).split(
-        settings.training.heldout_sequences)
-    if len(heldout):
+    heldout = _streamed(ctx, run.dataset, False, settings.training.heldout_sequences)
+    if len(heldout.heldout_ids):
         from transformers import AutoModelForCausalLM
 
         model = AutoModelForCausalLM.from_pretrained(str(model_dir)).to(device)
-        rows += perplexity_by_position(model, heldout.input_ids, heldout.spans,
+        rows += perplexity_by_position(model, ((ids, spans) for _, ids, spans in
+                                               heldout.heldout()),
                                        POSITION_BUCKETS, device, settings.training.block_size)
     table = tables.from_rows([{"run": run.name, "dataset": run.dataset, "mode": run.mode,
                                "frozen": run.frozen, "tokens": r.get("tokens", 0), **r}

@@ -72,13 +72,15 @@ def run_ruler(model_dir: str, tasks: Sequence[str], lengths: Sequence[int], limi
     return rows
 
 
-def perplexity_by_position(model, input_ids: np.ndarray, spans: Sequence[Sequence[tuple]],
+def perplexity_by_position(model, sequences: Iterable[tuple[np.ndarray, Sequence[tuple]]],
                            buckets: Sequence[int], device: str = "cpu",
                            block_size: int = 1024) -> list[dict]:
     """Mean NLL and perplexity of held-out tokens grouped by their position in their unit.
 
-    Attention stays inside units (the training layout), so position is how much context a
-    token had: long-context skill shows as lower loss in the far buckets.
+    ``sequences``: (input_ids, spans) of each held-out sequence, e.g. streamed from the lake
+    by models.streamed_data (one sequence in memory at a time). Attention stays inside
+    units (the training layout), so position is how much context a token had: long-context
+    skill shows as lower loss in the far buckets.
     """
     from models.attention import resolve_attention, unit_hidden, use_attention
     from models.token_weights import ignore_mask
@@ -89,7 +91,7 @@ def perplexity_by_position(model, input_ids: np.ndarray, spans: Sequence[Sequenc
     model.eval()
     # the training layout without a T x T mask (memory linear in the sequence length)
     use_attention(model, resolve_attention("auto", device, next(model.parameters()).dtype))
-    for row, units in zip(input_ids, spans, strict=True):
+    for row, units in sequences:
         ids = torch.as_tensor(row[None], dtype=torch.long, device=device)
         with torch.no_grad():
             hidden = unit_hidden(model.model, ids, [units])

@@ -276,6 +276,27 @@ class StreamedPackedData:
             yield step, [_batch(rows[i:i + micro_batch]) for i in range(0, per_rank,
                                                                        micro_batch)]
 
+    def training_groups(self) -> Iterator[PackedBatch]:
+        """The training sequences row group by row group (one in memory at a time), for a
+        pass over the data before training (e.g. the scorable fraction per sequence)."""
+        for k, rows in enumerate(self._train_rows):
+            if not len(rows):
+                continue
+            loaded = self._load(k, -1)
+            yield _batch([(loaded.input_ids[r], loaded.spans[r],
+                           None if loaded.logp_short is None else loaded.logp_short[r],
+                           None if loaded.full_context is None else loaded.full_context[r])
+                          for r in rows])
+            self._evict(k)
+
+    def sequence_length(self) -> int:
+        """Tokens per sequence (of the first training sequence; packing makes all alike)."""
+        k = next(k for k, rows in enumerate(self._train_rows) if len(rows))
+        f, g = self._groups[k]
+        with self.open_file(self.files[f]) as fh:
+            table = pq.ParquetFile(fh).read_row_group(g, columns=["input_ids"])
+        return len(table.column(0)[int(self._train_rows[k][0])])
+
     def heldout(self) -> Iterator[tuple[int, np.ndarray, list[tuple[int, int]]]]:
         """(seq_id, input_ids, spans) of each held-out sequence, row group by row group (one
         in memory at a time), by seq_id inside each."""

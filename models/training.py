@@ -305,6 +305,11 @@ def micro_step(engine, settings: TrainSettings, batch: PackedBatch, step_tokens:
     counted tokens and the eligible ones (``seed``: the sparse tie-breaking draw)."""
     module = engine.module
     device = engine.device
+    # what engine.forward does first, and this path (the body called directly) must too:
+    # ZeRO counts micro-batches there, and without it ZeRO-3 overwrites the accumulated
+    # gradient with each micro-batch's instead of adding to it
+    if hasattr(engine.optimizer, "clear_backward_seen_flag"):
+        engine.optimizer.clear_backward_seen_flag()
     ids = batch.input_ids.to(device)
     set_checkpointing(module, settings.checkpointing(ids.shape[1]))
     hidden = unit_hidden(module.model, ids, batch.spans, dense=settings.attention == DENSE)

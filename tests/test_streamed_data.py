@@ -21,14 +21,15 @@ from models.streamed_data import StreamedPackedData, sequence_files
 T = 24
 
 
-def packed_rows(n: int, seed: int = 0) -> list[dict]:
-    """``n`` packed sequences of T tokens with 1-3 units each; seq ids not in file order."""
+def packed_rows(n: int, seed: int = 0, vocab: int = 97) -> list[dict]:
+    """``n`` packed sequences of T tokens (ids below ``vocab``) with 1-3 units each; seq ids
+    not in file order."""
     rng = np.random.default_rng(seed)
     rows = []
     for s in rng.permutation(n):
         cuts = sorted(rng.choice(np.arange(4, T - 3), rng.integers(0, 3), replace=False))
         bounds = [0, *map(int, cuts), T]
-        rows.append({"seq_id": int(s) * 7 + 3, "input_ids": rng.integers(1, 97, T).tolist(),
+        rows.append({"seq_id": int(s) * 7 + 3, "input_ids": rng.integers(1, vocab, T).tolist(),
                      "indices": [[a, b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)],
                      "n_pad": 0})
     return rows
