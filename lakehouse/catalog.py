@@ -49,6 +49,9 @@ SOURCES: dict[str, Source] = {
     "verified_dependencies": Source("verified_dependencies", tables.VERIFIED_DEPENDENCIES),
     # packed_dataset/ (EntropyLong) and baseline_dataset/, one manifest each
     "packed_manifest": Source("*_dataset", tables.PACKED_MANIFEST, "manifest.parquet"),
+    # each packed verified dependency with its distance (packed_dataset/ only)
+    "packed_dependencies": Source("*_dataset", tables.PACKED_DEPENDENCIES,
+                                  "dependencies.parquet"),
     "training_metrics": Source("trained_model", tables.TRAINING_METRICS, "*/metrics.parquet"),
     "evaluation_results": Source("evaluation", tables.EVALUATION_RESULTS, "*.parquet"),
 }

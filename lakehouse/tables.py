@@ -223,4 +223,24 @@ PACKED_MANIFEST = pa.schema([
     ("token_start", pa.int64()),  # the unit's span in the sequence
     ("token_end", pa.int64()),
     ("root_start", pa.int64()),  # where the root document begins inside the unit's span
+    ("root_end", pa.int64()),  # where it ends (the span's end in the unit layout)
+    ("chunk_starts", pa.list_(pa.int64())),  # first token of each chunk, as chunk_ids
+    ("chunk_ends", pa.list_(pa.int64())),  # one past its last token
+    ("unit_tokens", pa.int64()),  # tokens of the unit: chunks, root (and its BOS, unit layout)
+    ("layout", pa.string()),  # packing.layout: unit | sequence (span: the whole sequence)
+])
+
+PACKED_DEPENDENCIES = pa.schema([  # packed_dataset/dependencies.parquet
+    ("seq_id", pa.int64()),
+    ("root_doc_id", pa.string()),
+    ("chunk_id", pa.string()),
+    ("position", pa.int64()),  # the anchor's token position in the root document
+    ("anchor_position", pa.int64()),  # ... and in the packed sequence
+    ("chunk_start", pa.int64()),  # the chunk's tokens [chunk_start, chunk_end) in the sequence
+    ("chunk_end", pa.int64()),
+    ("distance", pa.int64()),  # anchor_position - chunk_start
+    ("distance_nearest", pa.int64()),  # anchor_position - (chunk_end - 1): to its last token
+    ("span_start", pa.int64()),  # start of the attention span holding both
+    ("delta_i", pa.float32()),  # the verification row's dI (chunk adjacent to the root)
+    ("layout", pa.string()),  # unit | sequence
 ])

@@ -115,7 +115,20 @@ def test_stage_one_and_two_assets_run_end_to_end(tiny_config):
     for m in man:
         ids = seqs[m["seq_id"]]["input_ids"]
         assert [m["token_start"], m["token_end"]] in seqs[m["seq_id"]]["indices"]
-        assert ids[m["root_start"]:m["token_end"]] == toks[m["root_doc_id"]]
+        assert ids[m["root_start"]:m["root_end"]] == toks[m["root_doc_id"]]
+    # each verified dependency's distance is a position in input_ids (packing.layout: unit)
+    deps = pq.read_table(lake / "packed_dataset/dependencies.parquet").to_pylist()
+    chunk_ids = {r["chunk_id"]: r["input_ids"] for r in pq.ParquetDataset(
+        lake / "chunks").read(columns=["chunk_id", "input_ids"]).to_pylist()}
+    assert deps and {(d["root_doc_id"], d["chunk_id"]) for d in deps} == packed_pairs
+    for d in deps:
+        ids = seqs[d["seq_id"]]["input_ids"]
+        assert ids[d["chunk_start"]:d["chunk_end"]] == chunk_ids[d["chunk_id"]]
+        assert ids[d["anchor_position"]] == toks[d["root_doc_id"]][d["position"]]
+        assert d["distance"] == d["anchor_position"] - d["chunk_start"] > 0
+    assert con.execute("SELECT dataset, layout, dependencies, max FROM dependency_distances"
+                       ).fetchall() == [("entropylong", "unit", len(deps),
+                                         max(d["distance"] for d in deps))]
     # chunks tile their documents exactly
     gaps = con.execute("""SELECT count(*) FROM (SELECT doc_id, token_start, lag(token_end) OVER
                       (PARTITION BY doc_id ORDER BY token_start) AS prev FROM chunks)
