@@ -11,7 +11,7 @@ import numpy as np
 from assets.common import image, torch_device
 from assets.packing import DATASET_ASSETS
 from assets.token_weights import fraction_summary
-from lakehouse import tables
+from lakehouse import packed_files, tables
 from lakehouse.checkpoints import (
     pull,
     pull_folder,
@@ -22,12 +22,12 @@ from lakehouse.checkpoints import (
 )
 from lakehouse.demo.pystdlib import generate as stdlib_prose
 from lakehouse.plots import curves_png, histogram_png
-from lakehouse.storage import exists, glob, open_input, read_parquet, staged, write_parquet
+from lakehouse.storage import exists, join, open_input, read_parquet, staged, write_parquet
 from models.distributed import TrainJob, first_of, launch, resolve_processes
 from models.evaluation import ensure_punkt_tab, perplexity_by_position, run_ruler
 from models.registry import load_tokenizer, load_training_model, model_cache_dir
 from models.short_context import check_shared_vocabulary, scorer_window, short_context_n
-from models.streamed_data import StreamedPackedData, sequence_files
+from models.streamed_data import StreamedPackedData
 from models.training import (
     POSITION_BUCKETS,
     StepMetrics,
@@ -74,13 +74,25 @@ def _train_settings(settings, run) -> TrainSettings:
                          shuffle_window=getattr(t, "shuffle_window", _TS.shuffle_window))
 
 
+def dataset_files(asset_folder: str) -> list[str]:
+    """The sequence files of a packed dataset: the parts of ``sequences/``, else the single
+    ``sequences.parquet`` of a lake written before the folder."""
+    files = packed_files.sequence_files(asset_folder)
+    legacy = join(asset_folder, packed_files.LEGACY_FILE)
+    if not files and exists(legacy):
+        files = [legacy]
+    if not files:
+        raise FileNotFoundError(f"{asset_folder}: no {packed_files.SEQUENCES}/part-*.parquet "
+                                f"nor {packed_files.LEGACY_FILE}: materialize the packed data")
+    return files
+
+
 def _streamed(ctx: StageContext, dataset: str, with_weights: bool, heldout: int,
               shuffle_window: int = 1) -> StreamedPackedData:
     """The packed dataset on the lake, streamed a row group at a time: the part files of
     ``sequences/`` (or an earlier lake's single ``sequences.parquet``), and the dataset's
     frozen token weights when the run needs them."""
-    root = ctx.input_path(DATASET_ASSETS[dataset])
-    files = sequence_files(glob(f"{root}/sequences/*.parquet") + glob(f"{root}/*.parquet"))
+    files = dataset_files(ctx.input_path(DATASET_ASSETS[dataset]))
     weights = None
     if with_weights:
         weights = ctx.input_path("token_weights", f"{dataset}.parquet")

@@ -319,17 +319,3 @@ def _batch(rows: list[tuple]) -> PackedBatch:
         fc = torch.from_numpy(np.stack([r[3] for r in rows]).astype(bool))
     return PackedBatch(ids, [r[1] for r in rows], lp, fc)
 
-
-def sequence_files(listing: Sequence[str]) -> list[str]:
-    """The sequence files of a packed dataset from the listing of its folder: the parts of
-    ``sequences/`` when that folder has any, else the single ``sequences.parquet`` of an
-    earlier lake. ``listing``: the Parquet paths under the dataset (any order)."""
-    parts = sorted(p for p in listing if "/sequences/" in p.replace("\\", "/")
-                   and p.endswith(".parquet"))
-    if parts:
-        return parts
-    legacy = [p for p in listing if p.replace("\\", "/").endswith("/sequences.parquet")]
-    if legacy:
-        return legacy[:1]
-    raise FileNotFoundError("the packed dataset has neither sequences/*.parquet nor "
-                            "sequences.parquet: materialize packed_dataset")

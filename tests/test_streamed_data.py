@@ -2,7 +2,7 @@
 order, a resumed run gets exactly the uninterrupted tail without reading what it skips, no
 more than one row group is held at a time, several files of several row groups read as one
 dataset, the held-out sequences never reach a training batch, and the legacy single file is
-still found."""
+still read."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 
 from lakehouse import tables
 from models.packed_data import PackedData
-from models.streamed_data import StreamedPackedData, sequence_files
+from models.streamed_data import StreamedPackedData
 
 T = 24
 
@@ -168,12 +168,16 @@ def test_several_files_read_as_one_dataset_and_the_held_out_never_train(dataset,
     assert len(StreamedPackedData(single, heldout=1)) == 1
 
 
-def test_the_sequences_folder_is_preferred_to_the_legacy_single_file():
-    folder = ["lake/p/manifest.parquet", "lake/p/sequences/part-00001.parquet",
-              "lake/p/sequences/part-00000.parquet", "lake/p/sequences.parquet"]
-    assert sequence_files(folder) == ["lake/p/sequences/part-00000.parquet",
-                                      "lake/p/sequences/part-00001.parquet"]
-    assert sequence_files(["s3://b/p/manifest.parquet", "s3://b/p/sequences.parquet"]) == \
-        ["s3://b/p/sequences.parquet"]
+def test_the_sequences_folder_is_preferred_to_the_legacy_single_file(tmp_path):
+    from assets.training import dataset_files
+
+    rows = packed_rows(5)
+    legacy = tmp_path / "old" / "sequences.parquet"
+    legacy.parent.mkdir()
+    pq.write_table(pa.Table.from_pylist(rows, schema=tables.PACKED_SEQUENCES), legacy)
+    assert dataset_files(str(legacy.parent)) == [str(legacy)]
+    assert len(StreamedPackedData(dataset_files(str(legacy.parent)), heldout=1)) == 4
+    parts = write_parts(rows, tmp_path / "old" / "sequences", per_file=2, per_group=1)
+    assert dataset_files(str(legacy.parent)) == parts  # the folder wins
     with pytest.raises(FileNotFoundError):
-        sequence_files(["lake/p/manifest.parquet"])
+        dataset_files(str(tmp_path / "none"))
