@@ -73,3 +73,18 @@ def curves_png(x: np.ndarray, series: dict[str, np.ndarray], title: str, xlabel:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     return _png(fig)
+
+
+def scatter_png(x: np.ndarray, series: dict[str, np.ndarray], title: str, xlabel: str,
+                ylabel: str) -> bytes:
+    """Points of a few named series over a shared x (dI adjacent and at distance)."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for i, (label, y) in enumerate(series.items()):
+        ax.scatter(x, y, s=10, alpha=0.7, label=label,
+                   color=["#4878a8", "#c03030", "#30a030", "#e08020"][i % 4])
+    ax.axhline(0, color="#808080", lw=0.8)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    return _png(fig)

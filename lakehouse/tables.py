@@ -244,3 +244,23 @@ PACKED_DEPENDENCIES = pa.schema([  # packed_dataset/dependencies.parquet
     ("delta_i", pa.float32()),  # the verification row's dI (chunk adjacent to the root)
     ("layout", pa.string()),  # unit | sequence
 ])
+
+DISTANCE_CHECK = pa.schema([  # distance_check/<dataset>.parquet: sampled packed dependencies
+    ("dataset", pa.string()),  # entropylong
+    ("seq_id", pa.int64()),
+    ("root_doc_id", pa.string()),
+    ("chunk_id", pa.string()),
+    ("position", pa.int64()),  # the anchor in the root
+    ("anchor_position", pa.int64()),  # ... and in the packed sequence
+    ("distance", pa.int64()),  # anchor_position - chunk_start
+    ("layout", pa.string()),
+    ("context_tokens", pa.int64()),  # tokens fed with the chunk, anchor included
+    ("h_with", pa.float32()),  # entropy at the anchor on the packed context
+    ("h_without", pa.float32()),  # ... with the chunk's tokens taken out
+    ("nll_with", pa.float32()),
+    ("nll_without", pa.float32()),
+    ("delta_i_adjacent", pa.float32()),  # verification's dI: chunk right before the root
+    ("delta_i_at_distance", pa.float32()),  # (h_without - h_with) / h_without
+    ("status", pa.string()),  # ok | no_context
+    ("scorer_id", pa.string()),
+])
