@@ -39,7 +39,9 @@ class DistanceCheckSettings(BaseModel):
 
     samples: int = Field(64, ge=0)  # packed dependencies re-scored per dataset (seeded draw)
     seed: int = 0  # which dependencies are drawn
-    window: int = Field(0, ge=0)  # context tokens fed, anchor included; 0: scoring.window
+    # context tokens fed, anchor included (and a BOS); 0: the scorer's whole window
+    # (max_position_embeddings, not scoring.window's batching size)
+    window: int = Field(0, ge=0)
 
 
 @dataclass(frozen=True)
