@@ -20,8 +20,9 @@ Per LM-head block the reductions (max, then both sums of the softmax) are one ke
 compiled by Inductor (``models.fused_head``; ``compile``: auto = CUDA only, on, off) with the
 eager computation as the logged fallback. ``pack`` puts a batch's windows in one row without
 padding (positions restart per window, attention kept inside each by models.attention's
-``unit_sdpa`` or FlashAttention-2 varlen). ``score_positions_after_prefix`` scores many
-sequences behind one shared prefix, whose keys and values are computed once.
+``unit_sdpa`` or FlashAttention-2 varlen). ``score_positions_after_prefixes`` scores
+sequences behind shared prefixes (each prefix's keys and values computed once, rows of
+different prefixes batched together).
 
 BOS: with ``ScoringConfig.bos_token_id`` set, every forward input starts with that token
 (each window of a long document too), and position 0 of a sequence is scored like any other
@@ -437,48 +438,60 @@ def _scatter(out: list[TokenScores], batch: Sequence[Window],
         offset += n
 
 
-def _expanded_cache(model, layers: Sequence[tuple[torch.Tensor, torch.Tensor]], rows: int):
-    """A fresh DynamicCache holding the prefix's keys and values for ``rows`` rows."""
+def _prefix_cache(model, layers: Sequence[tuple[torch.Tensor, torch.Tensor]]):
+    """A fresh DynamicCache holding ``layers`` (per layer keys, values [rows, heads, P, dim]);
+    the forward appends to copies, so the tensors themselves stay as they are."""
     from transformers import DynamicCache
 
-    return DynamicCache([(k.expand(rows, -1, -1, -1), v.expand(rows, -1, -1, -1))
-                         for k, v in layers], config=model.config)
+    return DynamicCache(list(layers), config=model.config)
 
 
 def score_positions_after_prefix(model, prefix: np.ndarray, sequences: Sequence[np.ndarray],
                                  positions: Sequence[np.ndarray],
                                  config: ScoringConfig = DEFAULT_SCORING
                                  ) -> tuple[list[TokenScores], int]:
-    """``score_positions`` on ``[prefix; sequence]`` for each sequence, the prefix run once.
+    """``score_positions`` on ``[prefix; sequence]`` for each sequence, the prefix run once
+    (``score_positions_after_prefixes`` with one prefix). Returns the scores and the tokens
+    through the body."""
+    return score_positions_after_prefixes(model, [prefix], sequences, [0] * len(sequences),
+                                          positions, config)
 
-    Positions index ``[prefix; sequence]`` and must lie in the sequence part (>= the
-    prefix's length). The prefix (after the BOS, when set) but its last token goes through
-    the model body once; its keys and values (a transformers DynamicCache) are expanded over
-    each batch, and each row feeds the prefix's last token and its sequence on top, so the
-    row's first column predicts the sequence's first token. Same values as the full passes
-    (up to float summation order). Returns the scores and the tokens through the body.
+
+def score_positions_after_prefixes(model, prefixes: Sequence[np.ndarray],
+                                   sequences: Sequence[np.ndarray], prefix_of: Sequence[int],
+                                   positions: Sequence[np.ndarray],
+                                   config: ScoringConfig = DEFAULT_SCORING
+                                   ) -> tuple[list[TokenScores], int]:
+    """``score_positions`` on ``[prefixes[prefix_of[i]]; sequences[i]]`` for every i, each
+    prefix through the model body once, whatever the number of sequences behind it.
+
+    Why: in verification one chunk is retrieved by many roots (and by many segments of a
+    long root); its tokens need not be forwarded once per pass. Positions index the joined
+    sequence and must lie in the sequence part (>= the prefix's length).
+
+    How: prefixes are batched longest first within the token budget (one batch = one
+    *wave*); each wave's keys and values stay in memory (about one batch's worth) while the
+    sequences behind its prefixes run in budgeted batches of their own, each row on its own
+    prefix's keys and values (rows of different prefixes mix freely: a 2D mask hides the
+    cache columns past a shorter prefix, position ids continue each row's prefix). The
+    prefix's last hidden state predicts the sequence's first token, so a row feeds exactly
+    its sequence. Values equal the full passes up to float summation order. Returns the
+    scores and the tokens through the body (prefixes once, plus the sequences).
     """
-    prefix = np.asarray(prefix, np.int64)
     bos = config.bos_token_id
     lead = 0 if bos is None else 1
     window = (config.window or model_window(model)) - lead
-    if len(prefix) < 1 + (1 - lead):  # nothing to cache: no BOS and a one-token prefix
-        full = [np.concatenate([prefix, np.asarray(s, np.int64)]) for s in sequences]
-        return score_positions(model, full, positions, config), int(sum(map(len, full)))
     device = next(model.parameters()).device
     head = model.get_output_embeddings()
     transform = _head_transform(model)
-    p_len = len(prefix)
-    cached = prefix[:-1] if lead == 0 else np.concatenate([[bos], prefix[:-1]])
-    cached_ids = torch.as_tensor(cached, dtype=torch.long, device=device)[None]
-    _, cache = _forward_hidden(model, cached_ids, None, keep_cache=True)
-    layers = [(layer.keys, layer.values) for layer in cache.layers]
-    del cache
-    tokens = len(cached)
+    prefixes = [np.asarray(p, np.int64) for p in prefixes]
     out = [TokenScores(np.zeros(len(p), np.float32), np.zeros(len(p), np.float32))
            for p in positions]
-    wins = []
-    for i, (seq, pos) in enumerate(zip(sequences, positions, strict=True)):
+    behind: dict[int, list[int]] = {}
+    for i, (seq, pos, k) in enumerate(zip(sequences, positions, prefix_of, strict=True)):
+        p_len = len(prefixes[k])
+        if p_len + lead < 1:
+            raise ValueError(f"sequence {i}: an empty prefix without a BOS")
         if p_len + len(seq) > window:
             raise ValueError(f"sequence {i}: prefix and sequence have {p_len + len(seq)} "
                              f"tokens, more than the window {window}")
@@ -486,27 +499,64 @@ def score_positions_after_prefix(model, prefix: np.ndarray, sequences: Sequence[
             raise ValueError(f"sequence {i}: positions must lie in [{p_len}, "
                              f"{p_len + len(seq)})")
         if len(pos):
-            wins.append(Window(i, 0, len(seq) + 1, 0))  # fed: prefix[-1] and the sequence
-    for batch in batches_by_budget(wins, config.token_budget):
-        longest = batch[0].end
-        ids = torch.zeros((len(batch), longest), dtype=torch.long)
-        mask = torch.ones((len(batch), len(cached) + longest), dtype=torch.long)
-        for row, w in enumerate(batch):
-            ids[row, 0] = int(prefix[-1])
-            ids[row, 1:w.end] = torch.as_tensor(np.asarray(sequences[w.seq], np.int64))
-            mask[row, len(cached) + w.end:] = 0
-        ids = ids.to(device)
-        # Always an explicit mask: with a cache the queries are not the keys, so no attention
-        # path may take "no mask" for plain causal (models.attention's unit_sdpa would).
-        hidden = _forward_hidden(model, ids, mask.to(device),
-                                 _expanded_cache(model, layers, len(batch)))
-        tokens += sum(w.end for w in batch)
-        rows = torch.cat([torch.full((len(positions[w.seq]),), r, dtype=torch.long)
-                          for r, w in enumerate(batch)]).to(device)
-        cols = torch.cat([torch.as_tensor(np.asarray(positions[w.seq], dtype=np.int64))
-                          for w in batch]).to(device) - p_len  # the column predicting it
-        ent, nll = entropy_nll_from_hidden(hidden[rows, cols], ids[rows, cols + 1], head,
-                                           config.block_size, transform, config.compile)
-        _scatter(out, batch, positions, ent, nll)
-        del hidden
+            behind.setdefault(int(k), []).append(i)
+    tokens = 0
+    used = [Window(k, 0, len(prefixes[k]), 0) for k in sorted(behind)]
+    for wave in batches_by_budget(used, config.token_budget):
+        # the wave's prefixes: one padded batch, keys/values and last hidden state kept
+        ids, hidden, cache = _forward_prefixes(model, prefixes, wave, device, bos)
+        tokens += sum(w.end + lead for w in wave)
+        row_of = {w.seq: r for r, w in enumerate(wave)}
+        cached = [(layer.keys, layer.values) for layer in cache.layers]
+        last = torch.stack([hidden[r, w.end + lead - 1] for r, w in enumerate(wave)])
+        del cache, hidden, ids
+        rows = [Window(i, 0, len(sequences[i]), 0) for w in wave for i in behind[w.seq]]
+        for batch in batches_by_budget(rows, config.token_budget):
+            tokens += sum(w.end for w in batch)
+            k_rows = [row_of[int(prefix_of[w.seq])] for w in batch]
+            p_lens = [len(prefixes[int(prefix_of[w.seq])]) + lead for w in batch]
+            width, longest = max(p_lens), batch[0].end
+            ids = torch.zeros((len(batch), longest), dtype=torch.long)
+            mask = torch.zeros((len(batch), width + longest), dtype=torch.long)
+            pos_ids = torch.zeros((len(batch), longest), dtype=torch.long)
+            for r, (w, p) in enumerate(zip(batch, p_lens, strict=True)):
+                ids[r, :w.end] = torch.as_tensor(np.asarray(sequences[w.seq], np.int64))
+                mask[r, :p] = 1
+                mask[r, width:width + w.end] = 1
+                pos_ids[r] = torch.arange(p, p + longest)
+            ids = ids.to(device)
+            index = torch.as_tensor(k_rows, dtype=torch.long, device=device)
+            layers = [(k.index_select(0, index)[:, :, :width], v.index_select(0, index)
+                       [:, :, :width]) for k, v in cached]
+            h = _forward_hidden(model, ids, mask.to(device), _prefix_cache(model, layers),
+                                position_ids=pos_ids.to(device))
+            # column 0: the prefix's last state (predicts the sequence's first token)
+            h = torch.cat([last.index_select(0, index)[:, None].to(h.dtype), h], dim=1)
+            r_idx = torch.cat([torch.full((len(positions[w.seq]),), r, dtype=torch.long)
+                               for r, w in enumerate(batch)]).to(device)
+            c_idx = torch.cat([torch.as_tensor(np.asarray(positions[w.seq], np.int64)) - p + lead
+                               for w, p in zip(batch, p_lens, strict=True)]).to(device)
+            ent, nll = entropy_nll_from_hidden(h[r_idx, c_idx], ids[r_idx, c_idx], head,
+                                               config.block_size, transform, config.compile)
+            _scatter(out, batch, positions, ent, nll)
+            del h, layers
     return out, tokens
+
+
+def _forward_prefixes(model, prefixes: Sequence[np.ndarray], wave: Sequence[Window], device,
+                      bos: int | None):
+    """One right-padded batch of prefixes (BOS first when set): ids, final hidden states and
+    the filled cache (real keys of a row first, its padding after them)."""
+    lead = 0 if bos is None else 1
+    width = max(w.end for w in wave) + lead
+    ids = torch.zeros((len(wave), width), dtype=torch.long)
+    mask = torch.zeros((len(wave), width), dtype=torch.long)
+    for r, w in enumerate(wave):
+        if lead:
+            ids[r, 0] = bos
+        ids[r, lead:lead + w.end] = torch.as_tensor(prefixes[w.seq])
+        mask[r, :lead + w.end] = 1
+    padded = bool((mask == 0).any())
+    hidden, cache = _forward_hidden(model, ids.to(device), mask.to(device) if padded else None,
+                                    keep_cache=True)
+    return ids, hidden, cache

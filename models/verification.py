@@ -39,7 +39,7 @@ from models.scoring import (
     model_window,
     plan_windows,
     score_positions,
-    score_positions_after_prefix,
+    score_positions_after_prefixes,
 )
 from models.settings import VerifySettings
 
@@ -127,11 +127,11 @@ def pair_passes(chunks: Sequence[np.ndarray], segments: Sequence[np.ndarray],
     the joined sequence, all inside the segment); returns them and the tokens forwarded.
 
     With ``prefix_cache``, passes that start with the same chunk (``keys[i]`` equal: one
-    chunk retrieved by several roots, or by several segments of one root) run the chunk
-    through the model once and each segment on top of its keys and values
-    (``score_positions_after_prefix``); the chunk's tokens are forwarded once instead of
-    once per pass. A chunk of a single pass goes with the others through
-    ``score_positions`` (token-budget batches over whole sequences), as without the cache.
+    chunk retrieved by several roots, or by several segments of one root) forward the chunk
+    once and each segment on top of its keys and values (``score_positions_after_prefixes``:
+    chunks batched, then every segment in budgeted batches mixing chunks); the chunk's
+    tokens are forwarded once instead of once per pass. A chunk of a single pass goes with
+    the others through ``score_positions`` (token-budget batches over whole sequences).
     """
     keys = list(keys) if keys is not None else [c.tobytes() for c in chunks]
     by_key: dict = {}
@@ -141,11 +141,14 @@ def pair_passes(chunks: Sequence[np.ndarray], segments: Sequence[np.ndarray],
     tokens = 0
     shared = [ix for ix in by_key.values() if prefix_cache and len(ix) > 1]
     single = sorted(set(range(len(chunks))) - {i for ix in shared for i in ix})
-    for ix in shared:
-        got, n = score_positions_after_prefix(model, chunks[ix[0]], [segments[i] for i in ix],
-                                              [positions[i] for i in ix], config)
+    if shared:
+        ix_all = [i for ix in shared for i in ix]
+        got, n = score_positions_after_prefixes(
+            model, [chunks[ix[0]] for ix in shared], [segments[i] for i in ix_all],
+            [g for g, ix in enumerate(shared) for _ in ix], [positions[i] for i in ix_all],
+            config)
         tokens += n
-        for i, g in zip(ix, got, strict=True):
+        for i, g in zip(ix_all, got, strict=True):
             out[i] = g
     seqs = [np.concatenate([chunks[i], segments[i]]) for i in single]
     for i, g in zip(single, score_positions(model, seqs, [positions[i] for i in single],
@@ -235,12 +238,17 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
             if p.size:
                 plan.append((d, c, k, p))
     # baselines: each segment of each document alone, at every position it scores
-    base_keys = sorted({(d, k) for d, _, k, _ in plan})
+    # (cut after the last position any pass reads there: later tokens change nothing)
+    read_to: dict[tuple[str, int], int] = {}
+    for d, _, k, p in plan:
+        read_to[d, k] = max(read_to.get((d, k), 0), int(p[-1]) + 1)
+    base_keys = sorted(read_to)
     base_seqs, base_pos = [], []
     for d, k in base_keys:
         w = segs[d][k]
-        base_seqs.append(np.asarray(doc_tokens[d][w.start:w.end], np.int64))
-        base_pos.append(np.arange(w.score_from - w.start, w.end - w.start, dtype=np.int64))
+        base_seqs.append(np.asarray(doc_tokens[d][w.start:read_to[d, k]], np.int64))
+        base_pos.append(np.arange(w.score_from - w.start, read_to[d, k] - w.start,
+                                  dtype=np.int64))
     base = dict(zip(base_keys, score_positions(model, base_seqs, base_pos, config),
                     strict=True))
     out.baseline_tokens = int(sum(len(x) for x in base_seqs))
@@ -260,7 +268,7 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
     for (d, c, k, p), s in zip(plan, scored, strict=True):
         w = segs[d][k]
         b = base[(d, k)]
-        idx = p - w.score_from  # the baseline covers [score_from, end) of the segment
+        idx = p - w.score_from  # the baseline covers [score_from, read_to) of it
         parts.setdefault((d, c), []).append((p, b.entropy[idx], b.nll[idx], s.entropy,
                                              s.nll, np.full(len(p), w.start, np.int64)))
     for (d, c), ps in parts.items():

@@ -185,9 +185,34 @@ def test_scores_after_a_cached_prefix_equal_the_full_passes(tiny_llama, bos):
         np.testing.assert_allclose(g.entropy, r.entropy, atol=1e-4)
         np.testing.assert_allclose(g.nll, r.nll, atol=1e-4)
     lead = bos is not None
-    assert tokens == lead + 20 + sum(len(s) + 1 for s in seqs)  # the prefix once
+    assert tokens == lead + 21 + sum(len(s) for s in seqs)  # the prefix once
     with pytest.raises(ValueError, match="positions"):
         score_positions_after_prefix(tiny_llama, prefix, seqs[:1], [np.array([20])], cfg)
+
+
+@pytest.mark.parametrize("bos", [None, 5])
+@pytest.mark.parametrize("budget", [400, 60])
+def test_many_prefixes_of_different_lengths_each_run_once(tiny_llama, bos, budget):
+    """Rows behind prefixes of different lengths share batches (cache columns past a short
+    prefix masked, positions continuing each row's prefix); a small budget splits the
+    prefixes into waves and the rows into batches. Same scores as the full passes."""
+    from models.scoring import score_positions_after_prefixes
+
+    prefixes = _seqs([21, 4, 33, 1], 30)
+    seqs = _seqs([30, 7, 15, 1, 12, 9], 31)
+    prefix_of = [0, 2, 1, 0, 3, 2]
+    pos = [len(prefixes[k]) + np.array(p) for k, p in zip(
+        prefix_of, [[0, 5, 29], [0, 6], [3, 14], [0], [0, 11], [2, 8]], strict=True)]
+    cfg = ScoringConfig(token_budget=budget, bos_token_id=bos)
+    got, tokens = score_positions_after_prefixes(tiny_llama, prefixes, seqs, prefix_of, pos,
+                                                 cfg)
+    full = [np.concatenate([prefixes[k], s]) for k, s in zip(prefix_of, seqs, strict=True)]
+    ref = score_positions(tiny_llama, full, pos, cfg)
+    for g, r in zip(got, ref, strict=True):
+        np.testing.assert_allclose(g.entropy, r.entropy, atol=1e-4)
+        np.testing.assert_allclose(g.nll, r.nll, atol=1e-4)
+    lead = bos is not None
+    assert tokens == sum(len(p) + lead for p in prefixes) + sum(map(len, seqs))
 
 
 @pytest.mark.parametrize("positions", ["anchors", "all"])
