@@ -5,6 +5,11 @@ torchvision, which has no CPU build that loads beside the CPU torch), so it is i
 here, and only when an export is asked for. Columns follow ProLong: ``input_ids`` (uint32,
 one sequence) and ``indices`` (int64, shape [units, 2]: the [start, end) span of each unit;
 attention stays inside a span).
+
+Bounded shards: the export is one MDS dataset (one ``index.json``, what StreamingDataset
+opens) whose shards MDSWriter itself closes at ``size_limit`` bytes; the packing asset passes
+``packing.max_file_mb``, the bound of the Parquet part files, rather than writing one MDS
+folder per part (which a reader would have to open as several streams).
 """
 
 from __future__ import annotations
