@@ -9,7 +9,6 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from assets.common import image, load_configured_scorer
-from assets.entropy import SCORER_SETTINGS
 from assets.packing import DEPENDENCIES_FILE
 from lakehouse import tables
 from lakehouse.packed_files import SEQUENCES
@@ -33,7 +32,9 @@ def check_settings(settings) -> DistanceCheckSettings:
 
 
 @lake_asset(
-    reads={"packed_dataset": "all"}, settings=[*_OWN, *SCORER_SETTINGS], step="gpu",
+    # the check feeds the scorer's whole window, so scoring.window does not change it
+    reads={"packed_dataset": "all"},
+    settings=[*_OWN, "models.scorer", "scoring.dtype", "scoring.bos"], step="gpu",
     pool="gpu", group="packing", kinds=["pytorch", "parquet"], retry=TRANSIENT_RETRY,
     description="dI at distance: `distance_check.samples` packed dependencies (seeded draw "
                 "among those whose chunk fits the scorer's window before the anchor) "
