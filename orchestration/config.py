@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from lakehouse.anchors import AnchorSettings
 from lakehouse.corpora import CorpusSpec
 from lakehouse.dependencies import DecisionSettings
+from lakehouse.packing import PackingSettings
 from lakehouse.project_files import is_installed_file, project_file
 from lakehouse.recurring import RecurringSettings
 from lakehouse.retrieval import RetrievalSettings
@@ -88,13 +89,6 @@ class VerificationSettings(DecisionSettings, VerifySettings):
         if isinstance(v, bool):
             return "on" if v else "off"
         return v
-
-
-class PackingSettings(_Strict):
-    target_length: int = Field(131072, gt=0)  # tokens per packed sequence
-    seed: int = 0  # chunk order within units
-    include_roots_without_chunks: bool = False  # a root with no verified chunk: skip it
-    mds: bool = False  # also export MDS for ProLong-style trainers (needs the `mds` extra)
 
 
 class TokenWeightingSettings(_Strict):
