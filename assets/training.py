@@ -153,13 +153,17 @@ def trained_model(ctx: StageContext):
         ctx.log.info(f"step {m.step + 1}/{ts.steps}: loss {m.loss_unweighted:.4f} "
                      f"(weighted {m.loss_weighted:.4f}), {m.tokens / m.seconds:,.0f} "
                      f"tokens/s, weights mean {m.weight_mean:.2f} max {m.weight_max:.2f}")
-        push_checkpoints(out, remote, "deepspeed", pushed)  # each new one to the object store
+
+    def upload(tag: str) -> None:  # each checkpoint to the object store once it is whole
+        push(out, remote, f"deepspeed/{tag}")
+        push(out, remote, "deepspeed/latest")
+        pushed.add(tag)
 
     make_model = partial(first_of, load_training_model, spec, settings.models.scorer,
                          seed=settings.training.seed)
     with staged(out / "model") as model_dir:  # published once weights and tokenizer are in
         result = launch(TrainJob(ts, data, make_model, str(ckpt), str(model_dir)),
-                        processes, log)
+                        processes, log, upload)
         tokenizer.save_pretrained(model_dir)
     start, history = result.start_step, result.history
     earlier = [r for r in read_parquet(metrics_path).to_pylist() if r["step"] < start] \
@@ -170,7 +174,7 @@ def trained_model(ctx: StageContext):
     out.mkdir(parents=True, exist_ok=True)
     write_parquet(tables.from_rows([{**r, "run": run.name} for r in rows],
                                    tables.TRAINING_METRICS), metrics_path)
-    push_checkpoints(out, remote, "deepspeed", pushed)  # one written after the last log
+    push_checkpoints(out, remote, "deepspeed", pushed)  # any not uploaded yet
     push(out, remote, "metrics.parquet")
     push(out, remote, "model", last=("config.json",))
     release(remote, out)

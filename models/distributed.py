@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 import queue as queue_module
+import shutil
 import socket
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +26,15 @@ from pathlib import Path
 import torch
 
 from models.settings import TrainSettings
-from models.training import BatchSource, StepMetrics, build_engine, resume, save_model, train
+from models.training import (
+    INIT_FILE_ENV,
+    BatchSource,
+    StepMetrics,
+    build_engine,
+    resume,
+    save_model,
+    train,
+)
 
 
 @dataclass(frozen=True)
@@ -67,29 +77,32 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_rank(job: TrainJob, on_step: Callable[[StepMetrics], None] | None = None
-             ) -> TrainResult:
+def run_rank(job: TrainJob, on_step: Callable[[StepMetrics], None] | None = None,
+             on_checkpoint: Callable[[str], None] | None = None) -> TrainResult:
     """Train ``job`` in this process as the rank its environment names (set up first)."""
     engine = build_engine(job.make_model(), job.settings)
     ckpt = job.checkpoint_dir
     start = resume(engine, ckpt) if ckpt and Path(ckpt).exists() else 0
-    history = train(engine, job.settings, job.data, ckpt, start, on_step)
+    history = train(engine, job.settings, job.data, ckpt, start, on_step, on_checkpoint)
     if job.model_dir:
         save_model(engine, job.model_dir)
     world = torch.distributed.get_world_size() if torch.distributed.is_initialized() else 1
     return TrainResult(history, start, str(engine.module.config._attn_implementation), world)
 
 
-def _spawned(local_rank: int, job: TrainJob, world: int, port: int, messages) -> None:
+def _spawned(local_rank: int, job: TrainJob, world: int, port: int, init_file: str,
+             messages) -> None:
     """A spawned training process: the launcher's environment, then the rank's training."""
     os.environ.update(RANK=str(local_rank), LOCAL_RANK=str(local_rank),
                       WORLD_SIZE=str(world), LOCAL_WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+                      **{INIT_FILE_ENV: init_file})
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    report = (lambda m: messages.put(("step", m))) if local_rank == 0 else None
-    result = run_rank(job, report)
+    first = local_rank == 0
+    result = run_rank(job, (lambda m: messages.put(("step", m))) if first else None,
+                      (lambda tag: messages.put(("checkpoint", tag))) if first else None)
     if local_rank == 0:
         messages.put(("done", result))
     torch.distributed.barrier()
@@ -97,27 +110,44 @@ def _spawned(local_rank: int, job: TrainJob, world: int, port: int, messages) ->
 
 
 def launch(job: TrainJob, processes: int,
-           on_step: Callable[[StepMetrics], None] | None = None) -> TrainResult:
+           on_step: Callable[[StepMetrics], None] | None = None,
+           on_checkpoint: Callable[[str], None] | None = None) -> TrainResult:
     """Run ``job`` on ``processes`` processes (1: in this one) and return rank 0's result;
-    ``on_step`` gets rank 0's metrics of each step, in this process, as they come."""
+    in this process, ``on_step`` gets rank 0's metrics of each step as they come and
+    ``on_checkpoint`` the tag of each checkpoint once every rank has written its part."""
     if processes == 1:
-        return run_rank(job, on_step)
+        return run_rank(job, on_step, on_checkpoint)
     import torch.multiprocessing as mp
 
     messages = mp.get_context("spawn").Queue()
-    context = mp.spawn(_spawned, args=(job, processes, free_port(), messages),
-                       nprocs=processes, join=False)
+    rendezvous = tempfile.mkdtemp(prefix="elong-dist-")
+    try:
+        result = _relay(mp.spawn(_spawned, args=(job, processes, free_port(),
+                                                 os.path.join(rendezvous, "init"), messages),
+                                 nprocs=processes, join=False),
+                        messages, on_step, on_checkpoint)
+    finally:
+        shutil.rmtree(rendezvous, ignore_errors=True)
+    if result is None:
+        raise RuntimeError("the training processes ended without a result from rank 0")
+    return result
+
+
+def _relay(context, messages, on_step, on_checkpoint) -> TrainResult | None:
+    """Pass rank 0's messages on until every process has ended (raises if one failed)."""
     result = None
 
     def drain(block: bool) -> None:
         nonlocal result
         while True:
             try:
-                kind, value = messages.get(timeout=0.5 if block else 0.01)
+                kind, value = messages.get(timeout=0.5 if block else 1.0)
             except queue_module.Empty:
                 return
             if kind == "step" and on_step:
                 on_step(value)
+            elif kind == "checkpoint" and on_checkpoint:
+                on_checkpoint(value)
             elif kind == "done":
                 result = value
             if block:
@@ -126,6 +156,4 @@ def launch(job: TrainJob, processes: int,
     while not context.join(timeout=0.2):  # raises if a process failed
         drain(block=True)
     drain(block=False)
-    if result is None:
-        raise RuntimeError("the training processes ended without a result from rank 0")
     return result

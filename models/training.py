@@ -229,10 +229,15 @@ def rank_world() -> tuple[int, int]:
     return 0, 1
 
 
+INIT_FILE_ENV = "ELONG_DIST_INIT_FILE"  # a rendezvous file for processes of one machine
+
+
 def init_single_process() -> None:
     """torch.distributed for this process: as a launcher set it up (RANK, WORLD_SIZE,
-    LOCAL_RANK, MASTER_ADDR/PORT, as models.distributed and DeepSpeed's launcher do), else
-    as the only process, on a free port; NCCL with one GPU per local rank, else gloo."""
+    LOCAL_RANK, MASTER_ADDR/PORT, as models.distributed and DeepSpeed's launcher do; with
+    ``$ELONG_DIST_INIT_FILE`` the processes meet through that file, not a TCP port another
+    program may take first), else as the only process, on a free port; NCCL with one GPU per
+    local rank, else gloo."""
     import deepspeed
 
     if "MASTER_PORT" not in os.environ:  # a free port: two local runs must not collide
@@ -246,7 +251,14 @@ def init_single_process() -> None:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-        deepspeed.init_distributed(dist_backend=backend, verbose=False)
+        init_file = os.environ.get(INIT_FILE_ENV)
+        if init_file:
+            deepspeed.init_distributed(dist_backend=backend, verbose=False,
+                                       init_method=f"file://{init_file}",
+                                       rank=int(os.environ["RANK"]),
+                                       world_size=int(os.environ["WORLD_SIZE"]))
+        else:
+            deepspeed.init_distributed(dist_backend=backend, verbose=False)
 
 
 def deepspeed_config(settings: TrainSettings) -> dict:
@@ -335,7 +347,8 @@ def _reduce(values: list[float], device, op: str = "sum") -> list[float]:
 
 def train(engine, settings: TrainSettings, data: BatchSource,
           checkpoint_dir: str | None = None, start_step: int = 0,
-          on_step: Callable[[StepMetrics], None] | None = None) -> list[StepMetrics]:
+          on_step: Callable[[StepMetrics], None] | None = None,
+          on_checkpoint: Callable[[str], None] | None = None) -> list[StepMetrics]:
     """Run steps ``start_step`` .. ``settings.steps - 1`` on this rank's share of each step.
 
     The step's counted tokens are summed over all ranks before the first backward, and each
@@ -343,7 +356,8 @@ def train(engine, settings: TrainSettings, data: BatchSource,
     over the ranks, so the update is the gradient of the weighted mean over the global
     batch, the same as one process running the global batch as accumulation steps. The
     metrics are reduced over the ranks too; ``on_step`` runs on rank 0 only. Every rank
-    writes its part of a checkpoint (ZeRO shards); all wait until the checkpoint is whole.
+    writes its part of a checkpoint (ZeRO shards); all wait until the checkpoint is whole,
+    then rank 0 passes its tag to ``on_checkpoint`` (to upload it: never one half written).
     """
     rank, world = rank_world()
     history = []
@@ -390,11 +404,14 @@ def train(engine, settings: TrainSettings, data: BatchSource,
         done = step + 1
         if checkpoint_dir and (done == settings.steps or (
                 settings.checkpoint_every and done % settings.checkpoint_every == 0)):
-            engine.save_checkpoint(checkpoint_dir, tag=f"step-{done}",
+            tag = f"step-{done}"
+            engine.save_checkpoint(checkpoint_dir, tag=tag,
                                    client_state={"step": done, "world": world,
                                                  "settings": asdict(settings)})
             if world > 1:
                 torch.distributed.barrier()
+            if on_checkpoint and rank == 0:
+                on_checkpoint(tag)
     return history
 
 

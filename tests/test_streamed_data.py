@@ -181,3 +181,20 @@ def test_the_sequences_folder_is_preferred_to_the_legacy_single_file(tmp_path):
     assert dataset_files(str(legacy.parent)) == parts  # the folder wins
     with pytest.raises(FileNotFoundError):
         dataset_files(str(tmp_path / "none"))
+
+
+def test_each_rank_reads_its_share_of_the_global_batch_and_one_row_group(dataset):
+    _, files, weights_path, _ = dataset
+    single = StreamedPackedData(files, str(weights_path), heldout=2)
+    one = _flat(single.steps(2, 4, 7, 0, 9))
+    ranks = [StreamedPackedData(files, str(weights_path), heldout=2) for _ in range(2)]
+    shares = [_flat(r.steps(2, 2, 7, 0, 9, rank=i, world=2)) for i, r in enumerate(ranks)]
+    for step in range(9):  # rank 0's micro-batches, then rank 1's: the one-process step
+        want = [b for s, _, b in one if s == step]
+        got = [b for share in shares for s, _, b in share if s == step]
+        assert len(got) == len(want) == 4
+        for a, b in zip(got, want, strict=True):
+            assert torch.equal(a.input_ids, b.input_ids) and a.spans == b.spans
+    for r in ranks:  # each reads only the row groups of its rows, and one at a time
+        assert r.counters.peak_rows_held <= r.max_group_rows
+        assert r.counters.row_groups_read < single.counters.row_groups_read
