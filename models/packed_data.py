@@ -1,4 +1,5 @@
-"""Packed sequences in memory, as the trainer and the evaluation read them."""
+"""Packed sequences in memory: the reference the streamed reader (models.streamed_data,
+what the trainer and the evaluation read) is tested against, and small benchmarks."""
 
 from __future__ import annotations
 

@@ -127,14 +127,20 @@ class StreamedPackedData:
             self._train_rows.append(by_id[keep])
             self._heldout_rows.append(by_id[~keep])
         self.n_train = int(cut)
-        self._weights_index: dict[int, tuple[int, int]] | None = None
-        if weights_file is not None:
-            self._weights_index = {int(s): (g, r) for g, ids in
-                                   enumerate(_seq_id_groups(weights_file, open_file))
-                                   for r, s in enumerate(ids)}
-            missing = [int(s) for s in all_ids if int(s) not in self._weights_index]
-            if missing:
-                raise KeyError(f"token_weights has no row for sequences {missing[:5]}; "
+        self._weights_index: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        if weights_file is not None:  # seq_id -> (row group, row) of the weights, sorted
+            w_groups = _seq_id_groups(weights_file, open_file)
+            w_ids = np.concatenate(w_groups) if w_groups else np.zeros(0, np.int64)
+            w_group = np.concatenate([np.full(len(g), i, np.int64)
+                                      for i, g in enumerate(w_groups)]) if w_groups else w_ids
+            w_row = np.concatenate([np.arange(len(g)) for g in w_groups]) if w_groups else w_ids
+            by_id = np.argsort(w_ids, kind="stable")
+            self._weights_index = (w_ids[by_id], w_group[by_id], w_row[by_id])
+            at = np.searchsorted(self._weights_index[0], all_ids).clip(0, max(len(w_ids) - 1, 0))
+            missing = all_ids[(self._weights_index[0][at] != all_ids) if len(w_ids) else
+                              np.ones(len(all_ids), bool)]
+            if len(missing):
+                raise KeyError(f"token_weights has no row for sequences {missing[:5].tolist()}; "
                                "re-materialize token_weights after packed_dataset")
 
     def __len__(self) -> int:
@@ -217,7 +223,9 @@ class StreamedPackedData:
         """The frozen log-probs and full-context flags of ``seq_ids``: the weight row groups
         that hold them are read one at a time and only these rows kept."""
         assert self._weights_index is not None and self.weights_file is not None
-        where = [self._weights_index[int(s)] for s in seq_ids]
+        ids, w_group, w_row = self._weights_index
+        at = np.searchsorted(ids, seq_ids)
+        where = list(zip(w_group[at].tolist(), w_row[at].tolist(), strict=True))
         lp: list = [None] * len(seq_ids)
         fc: list = [None] * len(seq_ids)
         with self.open_file(self.weights_file) as fh:

@@ -13,9 +13,16 @@ sum(w * nll) / (tokens counted in the whole step) is backpropagated. DeepSpeed's
 division by the accumulation steps is switched off, so the gradient is that of the step's
 weighted mean, however the step is split into micro-batches.
 
-Everything a resumed run needs (the step counter; the data order is a function of the seed
-and the step) goes into the DeepSpeed checkpoint's client state, so a run killed after a
-checkpoint continues with the loss curve of an uninterrupted one.
+Data parallel over ``world`` processes (models.distributed launches them): a step's global
+batch is micro_batch x grad_accum x world sequences, each rank runs its contiguous share as
+its accumulation micro-batches, the token count that normalises the loss is the whole step's
+(summed over the ranks), and each rank scales its loss by world because DeepSpeed averages
+gradients over ranks; so w processes make the update one process makes with grad_accum x w.
+
+Everything a resumed run needs (the step counter and the number of processes; the data order
+is a function of the seed and the step: models.streamed_data) goes into the DeepSpeed
+checkpoint's client state, so a run killed after a checkpoint continues with the loss curve
+of an uninterrupted one.
 """
 
 from __future__ import annotations

@@ -198,3 +198,10 @@ def test_each_rank_reads_its_share_of_the_global_batch_and_one_row_group(dataset
     for r in ranks:  # each reads only the row groups of its rows, and one at a time
         assert r.counters.peak_rows_held <= r.max_group_rows
         assert r.counters.row_groups_read < single.counters.row_groups_read
+
+
+def test_a_sequence_without_token_weights_is_refused(dataset, tmp_path):
+    rows, files, _, _ = dataset
+    write_weights(rows[:-1], tmp_path / "short.parquet", per_group=4)
+    with pytest.raises(KeyError, match="re-materialize token_weights"):
+        StreamedPackedData(files, str(tmp_path / "short.parquet"))
