@@ -39,7 +39,8 @@ def check_settings(settings) -> DistanceCheckSettings:
     description="dI at distance: `distance_check.samples` packed dependencies (seeded draw "
                 "among those whose chunk fits the scorer's window before the anchor) "
                 "re-scored on the packed sequence itself, H at the anchor with and without "
-                "the chunk's tokens, beside the adjacent dI of verification.",
+                "the chunk's tokens and with the chunk moved right before its root (the "
+                "control for distance), beside the adjacent dI of verification.",
 )
 def distance_check(ctx: StageContext):
     cfg = check_settings(ctx.settings)
@@ -61,9 +62,9 @@ def distance_check(ctx: StageContext):
     row_of = {s: i for i, s in enumerate(rows["seq_id"].to_pylist())}
     sequences = [np.asarray(x, np.int64) for x in rows["input_ids"].to_pylist()]
     p = picked.to_pydict()
-    items = [PackedDependency(row_of[s], a, c0, c1, at) for s, a, c0, c1, at in zip(
+    items = [PackedDependency(row_of[s], a, c0, c1, at, at - t) for s, a, c0, c1, at, t in zip(
         p["seq_id"], p["span_start"], p["chunk_start"], p["chunk_end"], p["anchor_position"],
-        strict=True)]
+        p["position"], strict=True)]
     ctx.log.info(f"{DATASET}: {int(eligible.sum())} of {deps.num_rows} dependencies fit the "
                  f"window of {window}; scoring {len(items)}")
     out = rescore_at_distance(model, sequences, items, config, window)
@@ -76,12 +77,14 @@ def distance_check(ctx: StageContext):
         "layout": p["layout"], "context_tokens": out["context_tokens"],
         "h_with": out["h_with"], "h_without": out["h_without"], "nll_with": out["nll_with"],
         "nll_without": out["nll_without"], "delta_i_adjacent": p["delta_i"],
-        "delta_i_at_distance": out["delta_i"], "status": out["status"],
+        "delta_i_at_distance": out["delta_i"], "h_moved": out["h_moved"],
+        "delta_i_moved": out["delta_i_moved"], "status": out["status"],
         "scorer_id": [scorer_id] * n}, schema=tables.DISTANCE_CHECK)
     path = write_parquet(table, ctx.output_path(f"{DATASET}.parquet"))
     adjacent = np.asarray(p["delta_i"], np.float64)
     stats = summary(adjacent, out["delta_i"].astype(np.float64),
-                    np.asarray(p["distance"], np.float64))
+                    np.asarray(p["distance"], np.float64),
+                    out["delta_i_moved"].astype(np.float64))
     stats.update(dependencies=deps.num_rows, fit_window=int(eligible.sum()),
                  beyond_window=int((~eligible).sum()), sampled=n, window=window,
                  tokens_forwarded=out["tokens"],
@@ -94,7 +97,8 @@ def distance_check(ctx: StageContext):
         meta[f"{DATASET}_scatter"] = image(scatter_png(
             np.asarray(p["distance"], np.float64)[ok],
             {"adjacent (verification)": adjacent[ok],
-             "at distance (packed)": out["delta_i"][ok].astype(np.float64)},
+             "at distance (packed)": out["delta_i"][ok].astype(np.float64),
+             "moved before its root": out["delta_i_moved"][ok].astype(np.float64)},
             f"{DATASET}: dI of sampled dependencies", "distance (tokens)", "dI"),
             "dI at distance scatter")
     ctx.log.info(f"{DATASET}: {stats}")

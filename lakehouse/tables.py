@@ -261,6 +261,8 @@ DISTANCE_CHECK = pa.schema([  # distance_check/<dataset>.parquet: sampled packed
     ("nll_without", pa.float32()),
     ("delta_i_adjacent", pa.float32()),  # verification's dI: chunk right before the root
     ("delta_i_at_distance", pa.float32()),  # (h_without - h_with) / h_without
+    ("h_moved", pa.float32()),  # same context, the chunk moved to right before its root
+    ("delta_i_moved", pa.float32()),  # (h_without - h_moved) / h_without: distance's control
     ("status", pa.string()),  # ok | no_context
     ("scorer_id", pa.string()),
 ])

@@ -13,7 +13,13 @@ chunk's tokens taken out (everything else, other chunks included, kept in place)
 the paper's dI with the rest of the sequence as the background, so it is at most the
 adjacent dI when another chunk of the same root explains the same anchor, and it falls
 where the scorer cannot use context that far back (a model trained at 8K keeps little of a
-chunk 7K tokens away). Dependencies whose chunk starts before the window are not scored
+chunk 7K tokens away). A control separates the two: ``h_moved`` is the entropy on the same
+context with the chunk moved from its place to right before its root (every other token
+kept, so the context has the same length and content), giving ``delta_i_moved``. Distance
+costs the difference between ``delta_i_moved`` and ``delta_i``; what the rest of the
+sequence costs (other documents in between, other copies of the information) is the
+difference between the adjacent dI of verification and ``delta_i_moved``.
+Dependencies whose chunk starts before the window are not scored
 (``beyond_window``): the scorer cannot hold them, which is what training at the packed
 length is for.
 
@@ -54,6 +60,7 @@ class PackedDependency:
     chunk_start: int
     chunk_end: int
     anchor: int
+    root_start: int = -1  # where the anchor's root begins (-1: unknown, no moved control)
 
 
 def context_start(dep: PackedDependency, window: int, content_start: int) -> int | None:
@@ -79,23 +86,26 @@ def distance_check(model, sequences: Sequence[np.ndarray], deps: Sequence[Packed
     ``config.bos_token_id`` is dropped, as the scorer prepends its own). ``window``: tokens
     of context, anchor included, besides the scorer's BOS (0, or more than fits: the
     scorer's window, ``config.window`` or the model's, less the BOS). Returns per dependency
-    ``h_with``, ``h_without``, ``nll_with``, ``nll_without``, ``delta_i`` (NaN where not
-    scored), ``context_start``, ``context_tokens`` and ``status`` (ok | beyond_window |
-    no_context: nothing precedes the anchor once the chunk is out and there is no BOS), and
-    ``tokens``, the tokens forwarded.
+    ``h_with``, ``h_without``, ``h_moved``, the three NLLs, ``delta_i`` and
+    ``delta_i_moved`` (NaN where not scored; moved: where ``root_start`` is known),
+    ``context_start``, ``context_tokens`` and ``status`` (ok | beyond_window | no_context:
+    nothing precedes the anchor once the chunk is out and there is no BOS), and ``tokens``,
+    the tokens forwarded.
     """
     bos = config.bos_token_id
     lead = int(bos is not None)
     fits = (config.window or model_window(model)) - lead
     window = min(window or fits, fits)
     n = len(deps)
-    out = {k: np.full(n, np.nan, np.float32) for k in ("h_with", "h_without", "nll_with",
-                                                         "nll_without", "delta_i")}
+    out = {k: np.full(n, np.nan, np.float32) for k in (
+        "h_with", "h_without", "h_moved", "nll_with", "nll_without", "nll_moved", "delta_i",
+        "delta_i_moved")}
     out["context_start"] = np.full(n, -1, np.int64)
     out["context_tokens"] = np.zeros(n, np.int64)
     status = ["beyond_window"] * n
     with_groups: dict[tuple[int, int], list[int]] = {}
     without_groups: dict[tuple[int, int, int, int], list[int]] = {}
+    moved_groups: dict[tuple[int, int, int, int, int], list[int]] = {}
     for i, d in enumerate(deps):
         row = sequences[d.row]
         content = d.span_start + int(lead and row[d.span_start] == bos)
@@ -110,6 +120,9 @@ def distance_check(model, sequences: Sequence[np.ndarray], deps: Sequence[Packed
         status[i] = "ok"
         with_groups.setdefault((d.row, start), []).append(i)
         without_groups.setdefault((d.row, start, d.chunk_start, d.chunk_end), []).append(i)
+        if d.chunk_end <= d.root_start <= d.anchor:
+            moved_groups.setdefault((d.row, start, d.chunk_start, d.chunk_end, d.root_start),
+                                    []).append(i)
     seqs, positions, targets = [], [], []
     for (r, start), members in sorted(with_groups.items()):
         last = max(deps[i].anchor for i in members)
@@ -122,6 +135,12 @@ def distance_check(model, sequences: Sequence[np.ndarray], deps: Sequence[Packed
         seqs.append(np.concatenate([row[start:c0], row[c1:last + 1]]))
         positions.append(np.array([deps[i].anchor - start - (c1 - c0) for i in members]))
         targets.append(("without", members))
+    for (r, start, c0, c1, r0), members in sorted(moved_groups.items()):
+        last = max(deps[i].anchor for i in members)
+        row = np.asarray(sequences[r], np.int64)
+        seqs.append(np.concatenate([row[start:c0], row[c1:r0], row[c0:c1], row[r0:last + 1]]))
+        positions.append(np.array([deps[i].anchor - start for i in members]))
+        targets.append(("moved", members))
     if seqs:
         for (kind, members), s in zip(targets, score_positions(model, seqs, positions, config),
                                       strict=True):
@@ -130,23 +149,30 @@ def distance_check(model, sequences: Sequence[np.ndarray], deps: Sequence[Packed
     with np.errstate(divide="ignore", invalid="ignore"):
         out["delta_i"] = ((out["h_without"] - out["h_with"]) / out["h_without"]
                           ).astype(np.float32)
+        out["delta_i_moved"] = ((out["h_without"] - out["h_moved"]) / out["h_without"]
+                                ).astype(np.float32)
     out["status"] = status
     out["tokens"] = int(sum(len(s) for s in seqs))
     return out
 
 
 def summary(delta_adjacent: np.ndarray, delta_at_distance: np.ndarray,
-            distance: np.ndarray) -> dict:
-    """Means and medians of dI adjacent and at distance over the scored dependencies, the
-    share still positive at distance, and the distances they were measured at."""
+            distance: np.ndarray, delta_moved: np.ndarray | None = None) -> dict:
+    """Means and medians of dI adjacent, at distance (and moved next to the root) over the
+    scored dependencies, the share still positive at distance, and the distances."""
     ok = np.isfinite(delta_at_distance) & np.isfinite(delta_adjacent)
     if not ok.any():
         return {"scored": 0}
     a, d, x = delta_adjacent[ok], delta_at_distance[ok], distance[ok]
+    extra = {}
+    if delta_moved is not None and np.isfinite(delta_moved[ok]).any():
+        m = delta_moved[ok][np.isfinite(delta_moved[ok])]
+        extra = {"delta_i_moved_mean": round(float(m.mean()), 4),
+                 "delta_i_moved_median": round(float(np.median(m)), 4)}
     return {"scored": int(ok.sum()),
             "delta_i_adjacent_mean": round(float(a.mean()), 4),
             "delta_i_at_distance_mean": round(float(d.mean()), 4),
             "delta_i_adjacent_median": round(float(np.median(a)), 4),
             "delta_i_at_distance_median": round(float(np.median(d)), 4),
             "share_positive_at_distance": round(float((d > 0).mean()), 4),
-            "distance_median": float(np.median(x)), "distance_max": int(x.max())}
+            "distance_median": float(np.median(x)), "distance_max": int(x.max()), **extra}

@@ -23,9 +23,9 @@ def test_entropies_with_and_without_the_chunk_equal_a_direct_computation(bos):
     if bos is not None:
         row[100] = bos  # a unit starting with the BOS at 100
     lead = int(bos is not None)
-    deps = [PackedDependency(0, 100, 110, 120, 160),  # two anchors of one chunk
-            PackedDependency(0, 100, 110, 120, 150),
-            PackedDependency(0, 100, 125, 135, 160),  # another chunk, same context
+    deps = [PackedDependency(0, 100, 110, 120, 160, 140),  # two anchors of one chunk
+            PackedDependency(0, 100, 110, 120, 150, 140),  # (their root starts at 140)
+            PackedDependency(0, 100, 125, 135, 160, 140),  # another chunk, same context
             PackedDependency(0, 100, 105, 120, 290),  # chunk start cut off by the window
             # a one-token chunk right before the anchor: without it only the BOS is left
             PackedDependency(0, 100 + lead, 100 + lead, 101 + lead, 101 + lead)]
@@ -48,8 +48,18 @@ def test_entropies_with_and_without_the_chunk_equal_a_direct_computation(bos):
                                    rtol=1e-4)
         h, hp = out["h_without"][i], out["h_with"][i]
         np.testing.assert_allclose(out["delta_i"][i], (h - hp) / h, rtol=1e-4)
-    # one pass with the chunks for the shared context, one without each chunk
-    assert out["tokens"] == (60 + 50 + 50 + 1 if bos is not None else 61 + 51 + 51)
+        if d.root_start < 0:
+            assert np.isnan(out["h_moved"][i])
+            continue
+        moved = np.concatenate([row[start:d.chunk_start], row[d.chunk_end:d.root_start],
+                                row[d.chunk_start:d.chunk_end], row[d.root_start:d.anchor + 1]])
+        np.testing.assert_allclose(out["h_moved"][i], _direct(model, moved, bos), rtol=1e-4)
+        np.testing.assert_allclose(out["delta_i_moved"][i], (h - out["h_moved"][i]) / h,
+                                   rtol=1e-4)
+    # one pass with the chunks for the shared context, one without and one with it moved
+    # for each chunk
+    assert out["tokens"] == (60 + 50 + 50 + 1 + 60 + 60 if bos is not None
+                             else 61 + 51 + 51 + 61 + 61)
 
 
 def test_context_start_and_sample():
