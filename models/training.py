@@ -27,6 +27,7 @@ of an uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -417,15 +418,34 @@ def train(engine, settings: TrainSettings, data: BatchSource,
                                                  "settings": asdict(settings)})
             if world > 1:
                 torch.distributed.barrier()
-            if on_checkpoint and rank == 0:
-                on_checkpoint(tag)
+            if rank == 0:
+                (Path(checkpoint_dir) / tag / RUN_FILE).write_text(
+                    json.dumps({"step": done, "world": world}))
+                if on_checkpoint:
+                    on_checkpoint(tag)
     return history
 
 
+RUN_FILE = "elong_run.json"  # beside each checkpoint tag's shards: step and processes
+
+
 def resume(engine, checkpoint_dir: str) -> int:
-    """Load the latest checkpoint under ``checkpoint_dir``; returns the step to start from."""
-    if not (Path(checkpoint_dir) / "latest").exists():
+    """Load the latest checkpoint under ``checkpoint_dir``; returns the step to start from.
+
+    Refused (before anything loads) when it was written by another number of processes: the
+    global batch, and so every later step's data, would differ from the interrupted run's;
+    with ``processes`` None that happens when a pod with another GPU count picks the run up.
+    """
+    latest = Path(checkpoint_dir) / "latest"
+    if not latest.exists():
         return 0
+    run_file = Path(checkpoint_dir) / latest.read_text().strip() / RUN_FILE
+    if run_file.exists():
+        written = int(json.loads(run_file.read_text())["world"])
+        if written != rank_world()[1]:
+            raise ValueError(f"{checkpoint_dir} was written by {written} training processes, "
+                             f"this run has {rank_world()[1]}: its steps would see other data "
+                             f"than the interrupted run's; set training.processes to {written}")
     path, client = engine.load_checkpoint(checkpoint_dir)
     if path is None:
         return 0

@@ -29,15 +29,19 @@ def lake(tmp_path_factory):
     return files, str(folder / "weights.parquet")
 
 
-def _curves(lake, mode: str, processes: int, tmp_path) -> list[tuple[float, float]]:
+def _job(lake, mode: str, processes: int, tmp_path) -> TrainJob:
     files, weights = lake
     frozen = mode != "uniform"
     settings = TrainSettings(mode=mode, frozen=True, n=8, steps=STEPS, micro_batch=1,
                              grad_accum=2 // processes, lr=2e-2, warmup_steps=0, zero_stage=3,
                              kappa=0.4, seed=3, processes=processes, checkpoint_every=0)
     data = StreamedPackedData(files, weights if frozen else None, heldout=1)
-    job = TrainJob(settings, data, partial(make_tiny_llama, seed=1),
-                   str(tmp_path / f"ckpt-{processes}"), str(tmp_path / f"model-{processes}"))
+    return TrainJob(settings, data, partial(make_tiny_llama, seed=1),
+                    str(tmp_path / f"ckpt-{processes}"), str(tmp_path / f"model-{processes}"))
+
+
+def _curves(lake, mode: str, processes: int, tmp_path) -> list[tuple[float, float]]:
+    job = _job(lake, mode, processes, tmp_path)
     seen = []
     result = launch(job, processes, seen.append)
     assert result.processes == processes
@@ -52,6 +56,11 @@ def test_two_gloo_processes_train_as_one_with_the_same_global_batch(lake, mode, 
     two = _curves(lake, mode, 2, tmp_path)
     np.testing.assert_allclose(two, one, rtol=RTOL)
     assert one[-1][1] < one[0][1]  # it learns
+    if mode == "uniform":  # the 2-process checkpoint does not resume on 1 process
+        job = _job(lake, mode, 1, tmp_path)
+        job = TrainJob(job.settings, job.data, job.make_model, str(tmp_path / "ckpt-2"))
+        with pytest.raises(ValueError, match="written by 2 training processes"):
+            launch(job, 1)
 
 
 def test_the_pod_asks_for_one_gpu_per_process():
