@@ -31,11 +31,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from models.scoring import DEFAULT_SCORING, ScoringConfig, model_window, score_positions
+if TYPE_CHECKING:  # the settings are imported by the config, which must not import torch
+    from models.scoring import ScoringConfig
 
 
 class DistanceCheckSettings(BaseModel):
@@ -79,11 +81,12 @@ def sample(eligible: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def distance_check(model, sequences: Sequence[np.ndarray], deps: Sequence[PackedDependency],
-                   config: ScoringConfig = DEFAULT_SCORING, window: int = 0) -> dict:
+                   config: ScoringConfig | None = None, window: int = 0) -> dict:
     """H with and without the chunk at each dependency's anchor, on its packed context.
 
     ``sequences``: token ids of the packed rows (a leading BOS of a span equal to
-    ``config.bos_token_id`` is dropped, as the scorer prepends its own). ``window``: tokens
+    ``config.bos_token_id`` is dropped, as the scorer prepends its own; None: the kernel's
+    defaults). ``window``: tokens
     of context, anchor included, besides the scorer's BOS (0, or more than fits: the
     scorer's window, ``config.window`` or the model's, less the BOS). Returns per dependency
     ``h_with``, ``h_without``, ``h_moved``, the three NLLs, ``delta_i`` and
@@ -92,6 +95,9 @@ def distance_check(model, sequences: Sequence[np.ndarray], deps: Sequence[Packed
     nothing precedes the anchor once the chunk is out and there is no BOS), and ``tokens``,
     the tokens forwarded.
     """
+    from models.scoring import DEFAULT_SCORING, model_window, score_positions
+
+    config = config or DEFAULT_SCORING
     bos = config.bos_token_id
     lead = int(bos is not None)
     fits = (config.window or model_window(model)) - lead
