@@ -85,10 +85,10 @@ def distance_check(model, sequences: Sequence[np.ndarray], deps: Sequence[Packed
     """H with and without the chunk at each dependency's anchor, on its packed context.
 
     ``sequences``: token ids of the packed rows (a leading BOS of a span equal to
-    ``config.bos_token_id`` is dropped, as the scorer prepends its own; None: the kernel's
-    defaults). ``window``: tokens
-    of context, anchor included, besides the scorer's BOS (0, or more than fits: the
-    scorer's window, ``config.window`` or the model's, less the BOS). Returns per dependency
+    ``config.bos_token_id`` is dropped, as the scorer prepends its own; ``config`` None:
+    the kernel's defaults). ``window``: tokens of context, anchor included, besides the
+    scorer's BOS (0, or more than fits: the scorer's window, ``config.window`` or the
+    model's, less the BOS). Returns per dependency
     ``h_with``, ``h_without``, ``h_moved``, the three NLLs, ``delta_i`` and
     ``delta_i_moved`` (NaN where not scored; moved: where ``root_start`` is known),
     ``context_start``, ``context_tokens`` and ``status`` (ok | beyond_window | no_context:
