@@ -3,6 +3,7 @@
 from assets import (  # noqa: F401
     catalog,
     chunks,
+    distance_check,
     entropy,
     ingest,
     packing,

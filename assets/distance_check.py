@@ -14,27 +14,18 @@ from lakehouse import tables
 from lakehouse.packed_files import SEQUENCES
 from lakehouse.plots import scatter_png
 from lakehouse.storage import write_parquet
-from models.distance_check import DistanceCheckSettings, PackedDependency, sample, summary
+from models.distance_check import PackedDependency, sample, summary
 from models.distance_check import distance_check as rescore_at_distance
 from models.registry import resolve_scorer
 from models.scoring import model_window
-from orchestration.config import PipelineConfig
 from orchestration.lake_assets import StageContext, lake_asset
 from orchestration.partitions import TRANSIENT_RETRY
 
 DATASET = "entropylong"  # the packed dataset with dependencies (packed_dataset)
-# the config's `distance_check` section once it has one (else the defaults)
-_OWN = ["distance_check"] if "distance_check" in PipelineConfig.model_fields else []
-
-
-def check_settings(settings) -> DistanceCheckSettings:
-    return getattr(settings, "distance_check", None) or DistanceCheckSettings()
-
-
 @lake_asset(
     # the check feeds the scorer's whole window, so scoring.window does not change it
     reads={"packed_dataset": "all"},
-    settings=[*_OWN, "models.scorer", "scoring.dtype", "scoring.bos"], step="gpu",
+    settings=["distance_check", "models.scorer", "scoring.dtype", "scoring.bos"], step="gpu",
     pool="gpu", group="packing", kinds=["pytorch", "parquet"], retry=TRANSIENT_RETRY,
     description="dI at distance: `distance_check.samples` packed dependencies (seeded draw "
                 "among those whose chunk fits the scorer's window before the anchor) "
@@ -43,7 +34,7 @@ def check_settings(settings) -> DistanceCheckSettings:
                 "control for distance), beside the adjacent dI of verification.",
 )
 def distance_check(ctx: StageContext):
-    cfg = check_settings(ctx.settings)
+    cfg = ctx.settings.distance_check
     deps = ctx.lake_dataset("packed_dataset", DEPENDENCIES_FILE).to_table()
     model, config = load_configured_scorer(ctx.settings)
     full = model_window(model)  # the whole window, not scoring.window's batching size

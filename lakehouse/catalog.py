@@ -52,6 +52,8 @@ SOURCES: dict[str, Source] = {
     # each packed verified dependency with its distance (packed_dataset/ only)
     "packed_dependencies": Source("*_dataset", tables.PACKED_DEPENDENCIES,
                                   "dependencies.parquet"),
+    # dI at distance of sampled packed dependencies (distance_check/<dataset>.parquet)
+    "distance_checks": Source("distance_check", tables.DISTANCE_CHECK, "*.parquet"),
     "training_metrics": Source("trained_model", tables.TRAINING_METRICS, "*/metrics.parquet"),
     "evaluation_results": Source("evaluation", tables.EVALUATION_RESULTS, "*.parquet"),
 }

@@ -25,6 +25,7 @@ from lakehouse.recurring import RecurringSettings
 from lakehouse.retrieval import RetrievalSettings
 from lakehouse.storage import Lake, is_url
 from lakehouse.vector_index import IndexSettings
+from models.distance_check import DistanceCheckSettings
 from models.settings import KernelSettings, TrainSettings, VerifySettings
 
 _TR = TrainSettings()  # the trainer's defaults are the config's: one definition per setting
@@ -216,6 +217,7 @@ class PipelineConfig(_Strict):
     retrieval: RetrievalSettings = RetrievalSettings()
     verification: VerificationSettings = VerificationSettings()
     packing: PackingSettings = PackingSettings()
+    distance_check: DistanceCheckSettings = DistanceCheckSettings()
     token_weighting: TokenWeightingSettings = TokenWeightingSettings()
     training: TrainingSettings = TrainingSettings()
     evaluation: EvaluationSettings = EvaluationSettings()

@@ -47,13 +47,16 @@ STAGES: tuple[Stage, ...] = (
           "Pack the EntropyLong and baseline datasets and refresh the catalog."),
     Stage("weigh_tokens", ("token_weights",), None,
           "Frozen short-context scores of both packed datasets (GPU)."),
+    Stage("check_distances", ("distance_check",), None,
+          "Re-score a sample of packed dependencies where packing put them: dI at distance "
+          "beside dI adjacent (GPU)."),
     Stage("train", ("trained_model", "evaluation"), RUNS_PARTITION_NAME,
           "Train one configured run and evaluate it (GPU)."),
     Stage("refresh_catalog", ("stats_catalog",), None, "Rebuild the DuckDB catalog."),
 )
 DATA_STAGES = ("ingest_shard", "count_recurring", "score_roots", "build_index",
                "verify_roots", "pack")
-TRAIN_STAGES = ("weigh_tokens", "train", "refresh_catalog")
+TRAIN_STAGES = ("weigh_tokens", "check_distances", "train", "refresh_catalog")
 
 
 def asset_jobs() -> list[dg.UnresolvedAssetJobDefinition]:

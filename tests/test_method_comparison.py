@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from bench.method import DATASETS, comparison_config, records, run_comparison, run_name, table
+from orchestration.lake_assets import REGISTRY, recorded_reads
 
 
 def test_the_comparison_config_keeps_the_base_and_sets_one_run_per_pair(tiny_config, tmp_path):
@@ -36,7 +37,13 @@ def test_the_comparison_config_keeps_the_base_and_sets_one_run_per_pair(tiny_con
 def test_four_runs_train_alike_and_are_compared_on_ruler(tiny_config, tmp_path):
     path = comparison_config(tiny_config, tmp_path / "cmp", ["uniform", "sparse"], steps=2,
                              lengths=[512], model=None, limit=1, target_length=None)
-    c = run_comparison(path, log=lambda _: None)
+    with recorded_reads() as reads:
+        c = run_comparison(path, log=lambda _: None)
+    # what every asset read, over the whole run, is exactly what it declares
+    read: dict = {}
+    for asset, name, scope in reads:
+        read.setdefault(asset, {})[name] = scope
+    assert read == {name: spec.reads for name, spec in REGISTRY.items() if spec.reads}
     names = {run_name(d, loss) for d in DATASETS for loss in ("uniform", "sparse")}
     assert {r["run"] for r in c.runs} == names
     # the same budget: every run took the same optimizer steps over sequences of one length
