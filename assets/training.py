@@ -137,9 +137,9 @@ def trained_model(ctx: StageContext):
         vocabularies[f"frozen scorer {_frozen_scorer(settings)!r}"] = \
             load_tokenizer(_frozen_scorer(settings))[0]
     check_shared_vocabulary(vocabularies)
-    scorable = np.concatenate([  # one pass over the data, a row group at a time
-        scorable_fractions(b.spans, ts, None if b.logp_short is None else b.logp_short.numpy())
-        for b in data.training_groups()]) if run.mode != "uniform" else np.zeros(0)
+    scorable = np.concatenate([  # spans (and weights) only, a row group at a time
+        scorable_fractions(spans, ts, lp) for spans, lp in data.training_spans()]) \
+        if run.mode != "uniform" else np.zeros(0)
     processes = resolve_processes(ts.processes)
     ctx.log.info(f"run {run.name}: {len(data)} sequences of {run.dataset} in "
                  f"{len(data.files)} files ({len(data.heldout_ids)} held out), {run.mode} "

@@ -284,18 +284,25 @@ class StreamedPackedData:
             yield step, [_batch(rows[i:i + micro_batch]) for i in range(0, per_rank,
                                                                        micro_batch)]
 
-    def training_groups(self) -> Iterator[PackedBatch]:
-        """The training sequences row group by row group (one in memory at a time), for a
-        pass over the data before training (e.g. the scorable fraction per sequence)."""
+    def training_spans(self) -> Iterator[tuple[list[list[tuple[int, int]]],
+                                              np.ndarray | None]]:
+        """(spans, frozen log-probs [rows, T] or None) of the training sequences, row group by
+        row group, reading only the ``indices`` column (and the weights when there are
+        any): a pass over the data before training (the scorable fraction per sequence)
+        that never reads the token ids."""
         for k, rows in enumerate(self._train_rows):
             if not len(rows):
                 continue
-            loaded = self._load(k, -1)
-            yield _batch([(loaded.input_ids[r], loaded.spans[r],
-                           None if loaded.logp_short is None else loaded.logp_short[r],
-                           None if loaded.full_context is None else loaded.full_context[r])
-                          for r in rows])
-            self._evict(k)
+            f, g = self._groups[k]
+            with self.open_file(self.files[f]) as fh:
+                table = pq.ParquetFile(fh).read_row_group(g, columns=["seq_id", "indices"])
+            part = table.take(pa.array(rows))
+            spans = [[(int(a), int(b)) for a, b in units]
+                     for units in part.column("indices").to_pylist()]
+            lp = None
+            if self._weights_index is not None:
+                lp = np.stack(self._load_weights(part.column("seq_id").to_numpy())[0])
+            yield spans, lp
 
     def sequence_length(self) -> int:
         """Tokens per sequence (of the first training sequence; packing makes all alike)."""

@@ -105,6 +105,13 @@ def test_streamed_batches_equal_the_in_memory_ones_in_the_same_order(dataset):
         torch.testing.assert_close(batch.logp_short, want.logp_short, equal_nan=True)
         torch.testing.assert_close(batch.full_context, want.full_context)
     assert len(got) == steps * ga
+    passed = [(u, row) for spans, lp in data.training_spans() for u, row in zip(spans, lp,
+                                                                              strict=True)]
+    assert len(passed) == 21  # the pre-pass: every training sequence's spans and weights
+    for units, row in passed:
+        [sid] = [r["seq_id"] for r in rows if [tuple(x) for x in r["indices"]] == units
+                 and np.array_equal(weights[r["seq_id"]][0], row, equal_nan=True)]
+        assert sid in train.seq_ids
     again = _flat(StreamedPackedData(files, str(weights_path), heldout=2,
                                      shuffle_window=2).steps(mb, ga, seed, 0, steps))
     assert all(torch.equal(a[2].input_ids, b[2].input_ids) for a, b in zip(got, again,
@@ -163,6 +170,9 @@ def test_several_files_read_as_one_dataset_and_the_held_out_never_train(dataset,
     for s, ids, spans in held:
         [row] = [r for r in rows if r["seq_id"] == s]
         assert ids.tolist() == row["input_ids"] and spans == [tuple(u) for u in row["indices"]]
+    spans = [u for group, _ in data.training_spans() for u in group]  # the pre-pass
+    assert sorted(map(str, spans)) == sorted(str([tuple(u) for u in r["indices"]])
+                                             for r in rows if r["seq_id"] not in last)
     # one sequence only: nothing is held out (as PackedData.split)
     single = write_parts(rows[:1], tmp_path / "one" / "sequences", 10, 3)
     assert len(StreamedPackedData(single, heldout=1)) == 1
