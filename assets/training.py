@@ -36,8 +36,6 @@ from models.training import (
 )
 from orchestration.lake_assets import StageContext, lake_asset
 
-_TS = TrainSettings()
-
 
 def _run(ctx: StageContext):
     name = ctx.partition_key
@@ -69,9 +67,7 @@ def _train_settings(settings, run) -> TrainSettings:
                          checkpoint_every=t.checkpoint_every, bf16=t.bf16,
                          attention=t.attention,
                          gradient_checkpointing=t.gradient_checkpointing,
-                         # read where the config has them (orchestration.config.TrainingSettings)
-                         processes=getattr(t, "processes", _TS.processes),
-                         shuffle_window=getattr(t, "shuffle_window", _TS.shuffle_window))
+                         processes=t.processes, shuffle_window=t.shuffle_window)
 
 
 def dataset_files(asset_folder: str) -> list[str]:
@@ -103,7 +99,8 @@ def _streamed(ctx: StageContext, dataset: str, with_weights: bool, heldout: int,
 
 
 @lake_asset(
-    partitions="runs", step="gpu", pool="gpu", group="training", kinds=["pytorch", "deepspeed"],
+    partitions="runs", step="train", pool="gpu", group="training",
+    kinds=["pytorch", "deepspeed"],
     reads={"packed_dataset": "all", "baseline_dataset": "all", "token_weights": "all"},
     settings=["training", "token_weighting", "models"],
     description="Continued pretraining of the configured model on one packed dataset with "

@@ -150,6 +150,10 @@ class TrainingSettings(_Strict):
     # auto: FlashAttention-2 varlen on CUDA when installed, else per-unit SDPA (models.attention)
     gradient_checkpointing: bool | None = _TR.gradient_checkpointing  # None: on above 16K
     heldout_sequences: int = Field(1, ge=0)  # last packed sequences kept for evaluation
+    processes: int | None = Field(_TR.processes, ge=1)  # training processes of a run (one per
+    # GPU, ZeRO across them; global batch = micro_batch x grad_accum x processes); None: every
+    # GPU of the pod (1 on a CPU); the pod asks for this many GPUs
+    shuffle_window: int = Field(_TR.shuffle_window, ge=1)  # row groups shuffled together
 
     @field_validator("runs")
     @classmethod

@@ -1,9 +1,10 @@
 """Kubernetes placement from configuration: op tags per step kind, and the executor.
 
 GPU steps get ``dagster-k8s/config`` tags that ask for ``nvidia.com/gpu``, land on GPU nodes
-(node selector, tolerations) and tell the cluster autoscaler not to evict them; CPU steps ask
-for CPU and memory only. The tags are read by dagster-k8s's ``k8s_job_executor`` when it
-launches a step's Job; locally they are inert.
+(node selector, tolerations) and tell the cluster autoscaler not to evict them; the training
+step (``train``) gets the same pod with one GPU per training process (``training.processes``,
+models.settings.pod_gpus); CPU steps ask for CPU and memory only. The tags are read by
+dagster-k8s's ``k8s_job_executor`` when it launches a step's Job; locally they are inert.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from typing import Literal
 
 import dagster as dg
 
+from models.settings import pod_gpus
 from orchestration.config import KubernetesSettings, PodSettings
 
-StepKind = Literal["gpu", "cpu"]
+StepKind = Literal["gpu", "train", "cpu"]
+GPU = "nvidia.com/gpu"
 
 
 def _pod_tags(pod: PodSettings) -> dict:
@@ -31,10 +34,22 @@ def _pod_tags(pod: PodSettings) -> dict:
     return config
 
 
-def op_tags(kind: StepKind, settings: KubernetesSettings) -> dict:
+def _with_gpus(pod: PodSettings, gpus: int) -> PodSettings:
+    """The pod asking for ``gpus`` GPUs wherever it asks for any (limits, requests)."""
+    resources = {part: {**values, GPU: gpus} if GPU in values or part == "limits" else values
+                 for part, values in {"limits": {}, **pod.resources}.items()}
+    return pod.model_copy(update={"resources": resources})
+
+
+def op_tags(kind: StepKind, settings: KubernetesSettings, processes: int | None = None
+            ) -> dict:
     """``{"dagster-k8s/config": ...}`` for a step of this kind, from the configuration the
-    Definitions are built with (when the code location loads, never at import)."""
-    pod = settings.gpu if kind == "gpu" else settings.cpu
+    Definitions are built with (when the code location loads, never at import);
+    ``processes``: the training step's processes (``training.processes``)."""
+    pod = settings.cpu if kind == "cpu" else settings.gpu
+    if kind == "train":
+        configured = pod.resources.get("limits", {}).get(GPU, 1)
+        pod = _with_gpus(pod, pod_gpus(processes, int(configured)))
     return {"dagster-k8s/config": _pod_tags(pod)}
 
 

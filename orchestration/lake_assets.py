@@ -34,7 +34,7 @@ import pyarrow.dataset as ds
 from lakehouse.corpora import split_key
 from lakehouse.storage import exists, read_parquet, write_parquet
 from orchestration.config import PipelineConfig
-from orchestration.k8s import op_tags
+from orchestration.k8s import StepKind, op_tags
 from orchestration.partitions import (
     PER_SHARD_BACKFILL,
     root_shards_partitions,
@@ -64,7 +64,7 @@ class LakeAsset:
     reads: dict[str, Scope]
     settings: tuple[str, ...]
     partitions: Partitioning
-    step: Literal["gpu", "cpu"]
+    step: StepKind
     group: str
     description: str
     kinds: frozenset[str]
@@ -79,7 +79,7 @@ REGISTRY: dict[str, LakeAsset] = {}
 
 
 def lake_asset(*, reads: dict[str, Scope] | None = None, settings: Iterable[str] = (),
-               partitions: Partitioning = None, step: Literal["gpu", "cpu"] = "cpu",
+               partitions: Partitioning = None, step: StepKind = "cpu",
                group: str, description: str, kinds: Iterable[str] = ("parquet",),
                outputs: dict[str, str] | None = None,
                checks: Iterable[tuple[str, str, bool]] = (),
@@ -283,7 +283,8 @@ def _build_one(spec: LakeAsset, config: PipelineConfig) -> dg.AssetsDefinition:
               for name, desc in spec.outputs.items()]
 
     @dg.multi_asset(name=spec.name, specs=specs, check_specs=list(spec.checks),
-                    partitions_def=partitions_def, op_tags=op_tags(spec.step, config.kubernetes),
+                    partitions_def=partitions_def, op_tags=op_tags(spec.step, config.kubernetes,
+                                                                      config.training.processes),
                     backfill_policy=PER_SHARD_BACKFILL if spec.partitions else None,
                     retry_policy=spec.retry, pool=spec.pool)
     def compute(context, pipeline: PipelineResource):

@@ -21,8 +21,8 @@ from orchestration.k8s import executor, op_tags
 
 defs = build_definitions()
 
-GPU_ASSETS = {"entropy_profiles", "verified_dependencies", "token_weights", "trained_model",
-              "evaluation"}
+GPU_ASSETS = {"entropy_profiles", "verified_dependencies", "token_weights", "distance_check",
+              "trained_model", "evaluation"}
 IMAGE = "ghcr.io/example/entropylong:0.1.0"
 
 
@@ -104,3 +104,16 @@ def test_helm_values_parse_and_carry_image_executor_and_instance_settings():
     assert values["concurrency"]["runs"]["maxConcurrentRuns"] > 0
     mounts = {m["mountPath"] for m in deployment["volumeMounts"]}
     assert any(env["ELONG_CONFIG"].startswith(m) for m in mounts)
+
+
+def test_the_training_pod_asks_for_one_gpu_per_training_process():
+    settings = KubernetesSettings()
+    train = op_tags("train", settings, processes=4)["dagster-k8s/config"]
+    assert train["container_config"]["resources"]["limits"]["nvidia.com/gpu"] == 4
+    assert train["pod_spec_config"]["node_selector"] == {"nvidia.com/gpu.present": "true"}
+    # processes None: the pod's configured count, which the trainer then fills
+    assert op_tags("train", settings)["dagster-k8s/config"]["container_config"][
+        "resources"]["limits"]["nvidia.com/gpu"] == 1
+    # other GPU steps keep one GPU
+    assert op_tags("gpu", settings, processes=4)["dagster-k8s/config"]["container_config"][
+        "resources"]["limits"]["nvidia.com/gpu"] == 1
