@@ -10,9 +10,8 @@ import pyarrow as pa
 from assets.common import image, torch_device
 from assets.packing import DATASET_ASSETS
 from lakehouse import tables
-from lakehouse.packed_files import SEQUENCES
+from lakehouse.packed_files import SEQUENCES, write_part
 from lakehouse.plots import histogram_png
-from lakehouse.storage import write_parquet
 from models.registry import load_scorer, load_tokenizer, resolve_scorer
 from models.scoring import model_window, resolve_bos
 from models.short_context import check_shared_vocabulary, short_context_n, short_context_table
@@ -33,9 +32,9 @@ def fraction_summary(values: np.ndarray) -> dict:
 
 @lake_asset(
     reads={"packed_dataset": "all", "baseline_dataset": "all"},
-    settings=["token_weighting", "models.scorer", "scoring.dtype", "scoring.bos"], step="gpu",
-    pool="gpu",
-    group="training", kinds=["pytorch", "parquet"], retry=TRANSIENT_RETRY,
+    settings=["token_weighting", "models.scorer", "scoring.dtype", "scoring.bos",
+              "packing.row_group_rows"],
+    step="gpu", pool="gpu", group="training", kinds=["pytorch", "parquet"], retry=TRANSIENT_RETRY,
     checks=[(ALIGNED_CHECK, "one row per packed sequence, of its length; full_context exactly "
                             "on each unit's first n tokens; log-probs <= 0 exactly on every "
                             "token of a unit but its first", True)],
@@ -71,8 +70,9 @@ def token_weights(ctx: StageContext):
             bos_token_id=bos)
         cols, rows = out["columns"], seqs.num_rows
         cols.update(scorer_id=[scorer_id] * rows, n=[n] * rows, stride=[n - overlap] * rows)
-        path = write_parquet(pa.Table.from_pydict(cols, schema=tables.TOKEN_WEIGHTS),
-                             ctx.output_path(f"{dataset}.parquet"))
+        # row groups as the sequences' own, so the trainer's streamed reader holds one
+        path = write_part(pa.Table.from_pydict(cols, schema=tables.TOKEN_WEIGHTS),
+                          ctx.output_path(f"{dataset}.parquet"), settings.packing.row_group_rows)
         far: np.ndarray = out["far_logp"]
         scorable, beyond = out["scorable_fraction"], out["beyond_n_fraction"]
         meta.update({f"{dataset}_sequences": rows, f"{dataset}_tokens_beyond_n": int(far.size),

@@ -59,8 +59,8 @@ def test_settings_fingerprint_follows_only_the_declared_settings(tiny_config):
     changed = config.model_copy(update={"anchors": config.anchors.model_copy(
         update={"alpha": 3.0})})
     downstream = {"anchors", "retrieval_candidates", "verified_dependencies", "packed_dataset",
-                  "baseline_dataset", "token_weights", "distance_check", "trained_model", "evaluation",
-                  "stats_catalog"}
+                  "baseline_dataset", "token_weights", "distance_check", "trained_model",
+                  "evaluation", "stats_catalog"}
     for name, spec in REGISTRY.items():
         paths = lineage_settings(spec)
         same = settings_fingerprint(config, paths) == settings_fingerprint(changed, paths)

@@ -5,11 +5,14 @@ for all four runs, read back from the catalog."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
+import duckdb
 import pytest
 import yaml
 
 from bench.method import DATASETS, comparison_config, records, run_comparison, run_name, table
+from orchestration.config import load_config
 from orchestration.lake_assets import REGISTRY, recorded_reads
 
 
@@ -63,3 +66,17 @@ def test_four_runs_train_alike_and_are_compared_on_ruler(tiny_config, tmp_path):
             "(")[1].split(")")[0]))]
     text = table(c)
     assert all(n in text for n in names) and "RULER mean" in text
+    # per step metrics of every run; sparse keeps kappa 0.4 of the tokens
+    config = load_config(path)
+    con = duckdb.connect(config.catalog_path, read_only=True)
+    steps = dict(con.execute("SELECT run, max(weight_nonzero) FROM training_metrics "
+                             "WHERE isfinite(loss_unweighted) GROUP BY run").fetchall())
+    assert set(steps) == names
+    assert steps["entropylong-sparse"] < 0.5 and steps["entropylong-uniform"] == 1.0
+    # the distance check ran on the packed dependencies
+    sampled = con.execute("SELECT count(*) FROM distance_checks").fetchone()[0]
+    assert sampled == min(64, con.execute("SELECT count(*) FROM packed_dependencies "
+                                          "WHERE dataset = 'entropylong'").fetchone()[0])
+    con.close()
+    lake = Path(config.lake)
+    assert all((lake / f"trained_model/{n}/model/config.json").exists() for n in names)

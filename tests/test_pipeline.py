@@ -14,8 +14,7 @@ from orchestration.cli import register
 from orchestration.config import load_config
 from orchestration.definitions import build_definitions
 from orchestration.discovery import configured_shards
-from orchestration.jobs import DATA_STAGES, run_stages
-from orchestration.lake_assets import REGISTRY, recorded_reads
+from orchestration.jobs import DATA_STAGES, TRAIN_STAGES, run_stages
 from tests.conftest import materialize
 
 
@@ -23,13 +22,13 @@ def run_pipeline(config_path: Path, instance: dg.DagsterInstance, train: bool = 
                  weights: bool = True) -> list:
     """Run the jobs in the order `make demo` does; returns all check evaluations.
 
-    ``weights`` also scores tokens for the weighted loss; ``train`` also trains and
-    evaluates every configured run.
+    ``weights`` also scores tokens for the weighted loss; ``train`` runs the training stages
+    too (token weights, the distance check, every configured run and its evaluation;
+    tests/test_method_comparison.py runs them).
     """
     defs = build_definitions(str(config_path))
     register(config_path, instance)
-    stages = DATA_STAGES + (("weigh_tokens",) if weights or train else ()) \
-        + (("train", "refresh_catalog") if train else ())
+    stages = DATA_STAGES + (TRAIN_STAGES if train else ("weigh_tokens",) if weights else ())
     return run_stages(defs, instance, stages, log=lambda _: None)
 
 
@@ -170,31 +169,6 @@ def test_token_weights_join_the_packed_sequences_by_id(tiny_config):
                     assert w["full_context"][a + 1] and not w["full_context"][e - 1]
                 else:
                     assert all(w["full_context"][a + 1:e])
-
-
-@pytest.mark.slow  # lm-eval's RULER generation on a tiny model
-def test_training_runs_and_their_evaluation_land_in_one_table(tiny_config):
-    with recorded_reads() as reads:
-        checks = run_pipeline(tiny_config, dg.DagsterInstance.ephemeral(), train=True)
-    assert all(c.passed for c in checks)
-    # what every asset read, over the whole run, is exactly what it declares
-    read = {}
-    for asset, table, scope in reads:
-        read.setdefault(asset, {})[table] = scope
-    assert read == {name: spec.reads for name, spec in REGISTRY.items() if spec.reads}
-    con = duckdb.connect(load_config(tiny_config).catalog_path, read_only=True)
-    steps = con.execute("SELECT run, count(*), bool_and(isfinite(loss_unweighted)), "
-                        "max(weight_nonzero) FROM training_metrics GROUP BY run ORDER BY run"
-                        ).fetchall()
-    assert [s[:3] for s in steps] == [("baseline-uniform", 3, True),
-                                     ("entropylong-sparse", 3, True)]
-    assert steps[1][3] < 0.5  # sparse: kappa 0.4 of the tokens carry the loss
-    tasks = con.execute("SELECT run, task, metric FROM run_comparison ORDER BY ALL").fetchall()
-    for name in ("baseline-uniform", "entropylong-sparse"):
-        assert (name, "niah_single_1", "score") in tasks
-        assert any(t[0] == name and t[1] == "heldout_ppl" for t in tasks)
-    lake = Path(load_config(tiny_config).lake)
-    assert (lake / "trained_model/entropylong-sparse/model/config.json").exists()
 
 
 def test_every_canned_query_runs_on_the_catalog(tiny_config):
