@@ -35,6 +35,7 @@ import argparse
 import glob
 import json
 import math
+import os
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, replace
@@ -317,9 +318,11 @@ def demo_check(steps: list[dict], flops_per_s: float, cores: int,
         pairs = sum(s.get("pairs", 0) for s in ss) or 1
         chunk_mean = 180.0  # the demo's chunks: 156-205 tokens mean per shard
         head = max(tok - pairs * chunk_mean, 0)  # positions all: the head on root rows
+        rows_v = sum(s.get("rows", 0) for s in ss)
         add("verification", tok, sc.forward_flops(tok, 0, (tok / pairs + 1) / 2)
             + 2 * sc.head * head, sum(s["seconds"] for s in ss),
-            f"{pairs} passes, forward_tokens from the stage, positions all")
+            f"{pairs} passes ({rows_v / pairs:.2f} rows each), the stage's forward_tokens, "
+            "positions all")
     for name in ("packed_dataset", "baseline_dataset"):
         if name in by:
             ss = by[name]
@@ -347,7 +350,9 @@ def training_step(results: Path) -> dict | None:
 
 def print_check(rows: list[dict], flops_per_s: float, cores: int) -> None:
     print(f"\n== demo scale on this CPU: fp32 matmul {flops_per_s / 1e9:.1f} GFLOP/s "
-          f"({cores} threads); predicted = FLOPs / that rate")
+          f"({cores} threads, load average now {os.getloadavg()[0]:.1f}); predicted = FLOPs / "
+          "that rate; measured = the demo run's Dagster step times (its own load, model "
+          "loading included)")
     head = (f"{'stage':28} {'tokens':>9} {'GFLOPs':>9} {'predicted s':>12} {'measured s':>11} "
             f"{'meas/pred':>9}  note")
     print(head)
@@ -378,7 +383,8 @@ def records(check: list[dict], paper: list[Stage], cfg: RunConfig, flops_per_s: 
     for r in check:
         out.append(Record(f"demo {r['stage']}: predicted / measured s", r["predicted_s"],
                           r["measured_s"], r["measured_over_predicted"], "s", "reported", True,
-                          dev, {**r, "cpu_matmul_flops": flops_per_s}))
+                          dev, {**r, "cpu_matmul_flops": flops_per_s,
+                                "load_average": os.getloadavg()}))
     return out
 
 

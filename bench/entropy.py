@@ -11,7 +11,9 @@ Two ceilings for any exact kernel, both naive time over what every exact fp32 me
 still do: the model body's forward plus the LM-head matmul, (a) one document at a time (the
 issue's definition; batching alone can beat it at short documents) and (b) in exactly the
 batches and LM-head blocks ours uses, without the reductions: the share of (b) reached is
-what is left for any head kernel to gain. ``python -m bench.entropy [block_size]``.
+what is left for any head kernel to gain. All of them run in turn within each of the
+repeats (fastest run counts), so a shared machine's drifting load falls on each alike.
+``python -m bench.entropy [block_size]``.
 """
 
 from __future__ import annotations
@@ -42,16 +44,25 @@ REPEATS = 3  # timings on a shared 2-core machine wander by 5-10%; the fastest r
 
 def timed(fn, repeats: int = REPEATS):
     """(first output, fastest of ``repeats`` runs in s, largest peak extra memory)."""
-    out, best, peak = None, float("inf"), 0
+    return interleaved({"x": fn}, repeats)["x"]
+
+
+def interleaved(fns: dict, repeats: int = REPEATS) -> dict:
+    """``timed`` for several functions, run in turn within each repeat (one, two, ...,
+    one, two, ...), so that a shared machine's drifting load falls on all of them alike:
+    name -> (first output, fastest run in s, largest peak extra memory)."""
+    out = {k: (None, float("inf"), 0) for k in fns}
     for _ in range(repeats):
-        gc.collect()
-        with PeakRSS() as mem:
-            start = time.perf_counter()
-            result = fn()
-            best = min(best, time.perf_counter() - start)
-        out = result if out is None else out
-        peak = max(peak, mem.peak)
-    return out, best, peak
+        for name, fn in fns.items():
+            gc.collect()
+            with PeakRSS() as mem:
+                start = time.perf_counter()
+                result = fn()
+                elapsed = time.perf_counter() - start
+            first, best, peak = out[name]
+            out[name] = (result if first is None else first, min(best, elapsed),
+                         max(peak, mem.peak))
+    return out
 
 
 @torch.no_grad()
@@ -102,13 +113,17 @@ def main(settings: tuple[tuple[int, int], ...] = ((512, 8), (4096, 1)),
         for cfg in kernels.values():  # warm-up; compiles the fused head on the first call
             score_sequences(model, [d[:64] for d in docs[:2]], cfg)
             score_sequences(model, docs[:1], cfg)
-        runs = {mode: timed(lambda docs=docs, cfg=cfg: score_sequences(model, docs, cfg))
-                for mode, cfg in kernels.items()}
-        naive, t_naive, m_naive = timed(lambda docs=docs: [naive_scores(model, d)
-                                                           for d in docs])
-        t_essential = min(essential_seconds(model, docs) for _ in range(REPEATS))
-        t_batched = min(essential_batched_seconds(model, docs, kernels["off"])
-                        for _ in range(REPEATS))
+        # every method in turn within each repeat: a drifting load falls on all alike
+        fns = {mode: (lambda docs=docs, cfg=cfg: score_sequences(model, docs, cfg))
+               for mode, cfg in kernels.items()}
+        fns["naive"] = lambda docs=docs: [naive_scores(model, d) for d in docs]
+        fns["essential"] = lambda docs=docs: essential_seconds(model, docs)
+        fns["batched"] = lambda docs=docs: essential_batched_seconds(model, docs,
+                                                                      kernels["off"])
+        got = interleaved(fns)
+        runs = {mode: got[mode] for mode in kernels}
+        naive, t_naive, m_naive = got["naive"]
+        t_essential, t_batched = got["essential"][1], got["batched"][1]
         tokens = length * n_docs
         ceiling = t_naive / t_essential
         status = compile_status().get(next(model.parameters()).device.type, "not tried")
