@@ -6,14 +6,14 @@ from lakehouse.catalog import GROUND_TRUTH, build_catalog, parquet_relation, que
 from orchestration.automation import FOLLOW_INPUTS
 from orchestration.lake_assets import PLANTED_GROUND_TRUTH, StageContext, lake_asset
 
-TRAINING = ("trained_model", "evaluation")
+# launched by hand (GPU steps after packing): the catalog does not wait for runs never made
+BY_HAND = ("distance_check", "trained_model", "evaluation")
 
 
 @lake_asset(
     reads={**{a: "all" for a in sorted(source_assets())}, PLANTED_GROUND_TRUTH: "all"},
     settings=["catalog"], group="catalog", kinds=["duckdb", "sql"], pool="duckdb_writer",
-    # training runs are launched by hand: the catalog does not wait for runs never made
-    automation=FOLLOW_INPUTS.ignore(dg.AssetSelection.assets(*TRAINING)),
+    automation=FOLLOW_INPUTS.ignore(dg.AssetSelection.assets(*BY_HAND)),
     description="DuckDB catalog with the views of sql/views over the lake's Parquet outputs; "
                 "open it read-only: duckdb -readonly lake/catalog.duckdb",
 )
