@@ -6,7 +6,7 @@ import importlib
 import sys
 
 BENCHMARKS = ["ingest", "entropy", "retrieval", "planted", "verification", "packing",
-              "training", "cost"]
+              "streamed_data", "training", "cost", "method"]
 
 
 def main(argv: list[str] | None = None) -> None:
