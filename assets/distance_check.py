@@ -22,6 +22,8 @@ from orchestration.lake_assets import StageContext, lake_asset
 from orchestration.partitions import TRANSIENT_RETRY
 
 DATASET = "entropylong"  # the packed dataset with dependencies (packed_dataset)
+
+
 @lake_asset(
     # the check feeds the scorer's whole window, so scoring.window does not change it
     reads={"packed_dataset": "all"},

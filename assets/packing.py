@@ -42,12 +42,6 @@ def special_tokens(settings) -> tuple[int, int | None]:
     return int(pad), resolve_bos(tokenizer, settings.scoring.bos)
 
 
-def packing_settings(cfg) -> PackingSettings:
-    """The config's ``packing`` section as lakehouse.packing's settings (fields the config
-    does not set yet take their defaults there)."""
-    return cfg if isinstance(cfg, PackingSettings) else PackingSettings(**cfg.model_dump())
-
-
 def _write(ctx: StageContext, data: PackedDataset, cfg: PackingSettings, mds: bool = False):
     """Write sequences (bounded part files) and manifest below the asset's folder; yield
     its result and check."""
@@ -104,7 +98,7 @@ def _tokens(dataset: ds.Dataset, id_column: str, ids: list[str]) -> dict[str, li
                 "verified dependency's distance (anchor minus chunk start) in tokens.",
 )
 def packed_dataset(ctx: StageContext):
-    cfg = packing_settings(ctx.settings.packing)
+    cfg = ctx.settings.packing
     dep = ctx.lake_dataset("verified_dependencies").to_table(
         columns=["doc_id", "chunk_id", "position", "delta_i"], filter=ds.field("verified"))
     chunks_of: dict[str, set[str]] = {}
@@ -140,7 +134,7 @@ def packed_dataset(ctx: StageContext):
                 "models trained on the two can be compared.",
 )
 def baseline_dataset(ctx: StageContext):
-    cfg = packing_settings(ctx.settings.packing)
+    cfg = ctx.settings.packing
     man = ctx.lake_dataset("packed_dataset", "manifest.parquet").to_table(
         columns=["unit_tokens"])
     budget = int(pc.sum(man["unit_tokens"]).as_py() or 0)

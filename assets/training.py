@@ -22,7 +22,7 @@ from lakehouse.checkpoints import (
 )
 from lakehouse.demo.pystdlib import generate as stdlib_prose
 from lakehouse.plots import curves_png, histogram_png
-from lakehouse.storage import exists, join, open_input, read_parquet, staged, write_parquet
+from lakehouse.storage import exists, open_input, read_parquet, staged, write_parquet
 from models.distributed import TrainJob, first_of, launch, resolve_processes
 from models.evaluation import ensure_punkt_tab, perplexity_by_position, run_ruler
 from models.registry import load_tokenizer, load_training_model, model_cache_dir
@@ -70,25 +70,12 @@ def _train_settings(settings, run) -> TrainSettings:
                          processes=t.processes, shuffle_window=t.shuffle_window)
 
 
-def dataset_files(asset_folder: str) -> list[str]:
-    """The sequence files of a packed dataset: the parts of ``sequences/``, else the single
-    ``sequences.parquet`` of a lake written before the folder."""
-    files = packed_files.sequence_files(asset_folder)
-    legacy = join(asset_folder, packed_files.LEGACY_FILE)
-    if not files and exists(legacy):
-        files = [legacy]
-    if not files:
-        raise FileNotFoundError(f"{asset_folder}: no {packed_files.SEQUENCES}/part-*.parquet "
-                                f"nor {packed_files.LEGACY_FILE}: materialize the packed data")
-    return files
-
-
 def _streamed(ctx: StageContext, dataset: str, with_weights: bool, heldout: int,
               shuffle_window: int = 1) -> StreamedPackedData:
     """The packed dataset on the lake, streamed a row group at a time: the part files of
     ``sequences/`` (or an earlier lake's single ``sequences.parquet``), and the dataset's
     frozen token weights when the run needs them."""
-    files = dataset_files(ctx.input_path(DATASET_ASSETS[dataset]))
+    files = packed_files.dataset_files(ctx.input_path(DATASET_ASSETS[dataset]))
     weights = None
     if with_weights:
         weights = ctx.input_path("token_weights", f"{dataset}.parquet")

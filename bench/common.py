@@ -36,6 +36,20 @@ def device_name() -> str:
     return f"cpu ({platform.processor() or platform.machine()})"
 
 
+def peak_exponent(points: list[dict], size: str) -> float:
+    """Least-squares slope of log(peak) against log(points' ``size``): how peak memory grows
+    with the measured size (1: linearly). NaN below two points."""
+    import math
+
+    import numpy as np
+
+    if len(points) < 2:
+        return math.nan
+    x = np.log([p[size] for p in points])
+    y = np.log([max(p["peak"], 1) for p in points])
+    return float(np.polyfit(x, y, 1)[0])
+
+
 def best_of(fn: Callable[[], object], repeats: int = 3) -> float:
     """Fastest wall time of ``repeats`` calls (the least disturbed by a shared machine)."""
     times = []

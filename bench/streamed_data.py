@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.common import PeakRSS, Record, device_name, report
+from bench.common import PeakRSS, Record, device_name, peak_exponent, report
 from lakehouse import tables
 
 WAYS = ("in_memory", "streamed", "streamed_default_weights")
@@ -104,14 +104,6 @@ def _run(way: str, n: int, args) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def exponent(points: list[dict]) -> float:
-    if len(points) < 2:
-        return math.nan
-    x = np.log([p["sequences"] for p in points])
-    y = np.log([max(p["peak"], 1) for p in points])
-    return float(np.polyfit(x, y, 1)[0])
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="64,256,1024,4096")  # sequences per dataset
@@ -155,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
                               s["peak"] / mib, d["peak"] / max(s["peak"], 1),
                               "MiB (vs bound)", "report", True, device_name(),
                               {**params, "sequences": n}))
-    e_s, e_m = exponent(got["streamed"]), exponent(got["in_memory"])
+    e_s, e_m = (peak_exponent(got[k], "sequences") for k in ("streamed", "in_memory"))
     params["sizes"] = sizes
     records.append(Record("peak-memory exponent in S, streamed", e_s, e_m,
                           e_s / e_m if e_m else math.nan, "exponent (vs whole)", "< 0.2",

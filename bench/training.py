@@ -32,7 +32,7 @@ import time
 import numpy as np
 import torch
 
-from bench.common import PeakRSS, Record, device_name, report
+from bench.common import PeakRSS, Record, device_name, peak_exponent, report
 from models.registry import tiny_llama
 from models.short_context import short_context_logprobs
 from models.training import PackedBatch, TrainSettings, build_engine, micro_batches, micro_step
@@ -92,11 +92,7 @@ def _run_point(attention: str, length: int, args) -> dict:
 
 def exponent(points: list[dict]) -> float:
     """Least-squares slope of log(peak) against log(T)."""
-    if len(points) < 2:
-        return math.nan
-    x = np.log([p["length"] for p in points])
-    y = np.log([max(p["peak"], 1) for p in points])
-    return float(np.polyfit(x, y, 1)[0])
+    return peak_exponent(points, "length")
 
 
 def attention_records(args) -> list[Record]:

@@ -103,13 +103,21 @@ def sequence_files(asset_folder: str) -> list[str]:
     return sorted(parts, key=lambda p: int(PART_RE.search(p).group(1)))
 
 
-def read_sequences(asset_folder: str, columns: list[str] | None = None) -> pa.Table:
-    """The whole packed dataset in seq_id order: the parts, or the legacy single file of a
-    lake written before the folder. For tests and small data; trainers stream the parts."""
+def dataset_files(asset_folder: str) -> list[str]:
+    """The sequence files of a packed dataset: the parts of ``sequences/``, else the single
+    ``sequences.parquet`` of a lake written before the folder."""
     files = sequence_files(asset_folder)
+    legacy = storage.join(asset_folder, LEGACY_FILE)
+    if not files and storage.exists(legacy):
+        files = [legacy]
     if not files:
-        legacy = storage.join(asset_folder, LEGACY_FILE)
-        if storage.exists(legacy):
-            return storage.read_parquet(legacy, columns)
-        raise FileNotFoundError(f"{asset_folder}: no {SEQUENCES}/part-*.parquet")
-    return pa.concat_tables([storage.read_parquet(f, columns) for f in files])
+        raise FileNotFoundError(f"{asset_folder}: no {SEQUENCES}/part-*.parquet nor "
+                                f"{LEGACY_FILE}: materialize the packed data")
+    return files
+
+
+def read_sequences(asset_folder: str, columns: list[str] | None = None) -> pa.Table:
+    """The whole packed dataset in seq_id order (``dataset_files``). For tests and small
+    data; trainers stream the parts."""
+    return pa.concat_tables([storage.read_parquet(f, columns)
+                             for f in dataset_files(asset_folder)])

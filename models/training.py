@@ -441,19 +441,22 @@ def resume(engine, checkpoint_dir: str) -> int:
         return 0
     run_file = Path(checkpoint_dir) / latest.read_text().strip() / RUN_FILE
     if run_file.exists():
-        written = int(json.loads(run_file.read_text())["world"])
-        if written != rank_world()[1]:
-            raise ValueError(f"{checkpoint_dir} was written by {written} training processes, "
-                             f"this run has {rank_world()[1]}: its steps would see other data "
-                             f"than the interrupted run's; set training.processes to {written}")
+        _same_world(int(json.loads(run_file.read_text())["world"]), checkpoint_dir)
     path, client = engine.load_checkpoint(checkpoint_dir)
     if path is None:
         return 0
-    world = rank_world()[1]
-    if int(client.get("world", 1)) != world:  # a step's data is a slice of the global batch
-        raise ValueError(f"{checkpoint_dir} was written by {client.get('world', 1)} "
-                         f"processes, this run has {world}: the steps would see other data")
+    _same_world(int(client.get("world", 1)), checkpoint_dir)  # a checkpoint without the file
     return int(client["step"])
+
+
+def _same_world(written: int, checkpoint_dir: str) -> None:
+    """Refuse a checkpoint written by another number of processes: a step's data is a slice
+    of the global batch, so the resumed steps would see other data."""
+    world = rank_world()[1]
+    if written != world:
+        raise ValueError(f"{checkpoint_dir} was written by {written} training processes, "
+                         f"this run has {world}: its steps would see other data than the "
+                         f"interrupted run's; set training.processes to {written}")
 
 
 def save_model(engine, folder: str | Path) -> None:

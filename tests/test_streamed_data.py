@@ -179,7 +179,7 @@ def test_several_files_read_as_one_dataset_and_the_held_out_never_train(dataset,
 
 
 def test_the_sequences_folder_is_preferred_to_the_legacy_single_file(tmp_path):
-    from assets.training import dataset_files
+    from lakehouse.packed_files import dataset_files
 
     rows = packed_rows(5)
     legacy = tmp_path / "old" / "sequences.parquet"
