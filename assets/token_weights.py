@@ -3,6 +3,8 @@ for the token-weighted loss (the long-context side comes from the model in train
 frozen scorer is a different model from the one in training, so its score is needed on the
 first window of each unit too (SPEC B.1)."""
 
+from collections.abc import Iterator
+
 import dagster as dg
 import numpy as np
 import pyarrow as pa
@@ -10,15 +12,32 @@ import pyarrow as pa
 from assets.common import image, torch_device
 from assets.packing import DATASET_ASSETS
 from lakehouse import tables
-from lakehouse.packed_files import SEQUENCES, write_part
+from lakehouse.packed_files import dataset_files, row_groups, write_row_groups
 from lakehouse.plots import histogram_png
 from models.registry import load_scorer, load_tokenizer, resolve_scorer
 from models.scoring import model_window, resolve_bos
-from models.short_context import check_shared_vocabulary, short_context_n, short_context_table
+from models.short_context import (
+    ShortContextSummary,
+    check_shared_vocabulary,
+    short_context_n,
+    short_context_row_groups,
+)
 from orchestration.lake_assets import StageContext, lake_asset
 from orchestration.partitions import TRANSIENT_RETRY
 
 ALIGNED_CHECK = "aligned_with_sequences"
+
+
+def _weights(ctx: StageContext, dataset: str, model, summary: ShortContextSummary, n: int,
+             overlap: int, bos: int | None, constants: dict) -> Iterator[pa.Table]:
+    """The weights of one packed dataset as Arrow tables, a row group at a time."""
+    files = dataset_files(ctx.input_path(DATASET_ASSETS[dataset]))
+    for cols in short_context_row_groups(
+            model, row_groups(files, ["seq_id", "input_ids", "indices"]), n, overlap,
+            ctx.settings.scoring.token_budget, ctx.settings.scoring.block_size, summary, bos,
+            progress=lambda m: ctx.log.info(f"{dataset}: {m}")):
+        cols.update({k: [v] * len(cols["seq_id"]) for k, v in constants.items()})
+        yield pa.Table.from_pydict(cols, schema=tables.TOKEN_WEIGHTS)
 
 
 def fraction_summary(values: np.ndarray) -> dict:
@@ -61,23 +80,22 @@ def token_weights(ctx: StageContext):
     meta: dict = {"scorer_id": scorer_id, "n": n, "stride": n - overlap}
     checks: dict[str, bool] = {}
     for dataset in cfg.datasets:
-        seqs = ctx.lake_dataset(DATASET_ASSETS[dataset], SEQUENCES).to_table(
-            columns=["seq_id", "input_ids", "indices"]).sort_by("seq_id")  # parts in order
-        out = short_context_table(
-            model, *(seqs[c].to_pylist() for c in ("seq_id", "input_ids", "indices")), n,
-            overlap, settings.scoring.token_budget, settings.scoring.block_size,
-            progress=lambda m, d=dataset: ctx.log.info(f"{d}: {m}"),
-            bos_token_id=bos)
-        cols, rows = out["columns"], seqs.num_rows
-        cols.update(scorer_id=[scorer_id] * rows, n=[n] * rows, stride=[n - overlap] * rows)
-        # row groups as the sequences' own, so the trainer's streamed reader holds one
-        path = write_part(pa.Table.from_pydict(cols, schema=tables.TOKEN_WEIGHTS),
-                          ctx.output_path(f"{dataset}.parquet"), settings.packing.row_group_rows)
-        far: np.ndarray = out["far_logp"]
-        scorable, beyond = out["scorable_fraction"], out["beyond_n_fraction"]
-        meta.update({f"{dataset}_sequences": rows, f"{dataset}_tokens_beyond_n": int(far.size),
+        summary = ShortContextSummary(n)
+        path = ctx.output_path(f"{dataset}.parquet")
+        # streamed: one row group of sequences in, its row group of weights out, so that
+        # memory holds one row group whatever the dataset's size (the trainer reads the
+        # weights by row group too)
+        path = write_row_groups(path, tables.TOKEN_WEIGHTS, _weights(
+            ctx, dataset, model, summary, n, overlap, bos,
+            {"scorer_id": scorer_id, "n": n, "stride": n - overlap}),
+            settings.packing.row_group_rows)
+        rows = summary.sequences
+        far = summary.far_logp
+        scorable, beyond = summary.scorable_fraction, summary.beyond_n_fraction
+        meta.update({f"{dataset}_sequences": rows, f"{dataset}_tokens": summary.tokens,
+                     f"{dataset}_tokens_beyond_n": summary.far_seen,
                      f"{dataset}_path": dg.MetadataValue.path(path),
-                     f"{dataset}_aligned": out["aligned"],
+                     f"{dataset}_aligned": summary.aligned,
                      f"{dataset}_scorable_fraction": dg.MetadataValue.json(
                          fraction_summary(scorable)),
                      f"{dataset}_beyond_n_fraction": dg.MetadataValue.json(
@@ -89,10 +107,12 @@ def token_weights(ctx: StageContext):
                 f"{scorable.mean():.3f})", "fraction of the sequence", bins=20),
                 "scorable fraction histogram")
         if far.size:
+            sampled = "" if far.size == summary.far_seen else \
+                f" (a seeded sample of {far.size:,} of {summary.far_seen:,})"
             meta[f"{dataset}_logp_histogram"] = image(histogram_png(
-                far, f"{dataset}: short-context log p of tokens beyond n = {n}", "log p'(n)"),
-                "log-prob histogram")
-        checks[dataset] = out["aligned"]
+                far, f"{dataset}: short-context log p of tokens beyond n = {n}{sampled}",
+                "log p'(n)"), "log-prob histogram")
+        checks[dataset] = summary.aligned
     yield dg.MaterializeResult(metadata=meta)
     yield dg.AssetCheckResult(check_name=ALIGNED_CHECK, passed=all(checks.values()),
                               metadata={"datasets": dg.MetadataValue.json(checks)})

@@ -19,6 +19,7 @@ new rows'), never half a file.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -78,6 +79,22 @@ def write_part(table: pa.Table, path: str, row_group_rows: int,
                                       part_bytes)
 
 
+def write_row_groups(path: str, schema: pa.Schema, tables: Iterable[pa.Table],
+                     row_group_rows: int, part_bytes: int = storage.UPLOAD_PART_BYTES) -> str:
+    """One file written atomically from ``tables`` as they come (each in row groups of at
+    most ``row_group_rows``), so a stage that produces its output a row group at a time
+    never holds the whole of it; the lake's fixed writer options, so a re-run of the same
+    tables writes the same bytes."""
+    options = {k: v for k, v in storage.PARQUET_OPTIONS.items() if k != "row_group_size"}
+
+    def write(fh) -> None:
+        with pq.ParquetWriter(fh, schema, **options) as writer:
+            for table in tables:
+                writer.write_table(table.cast(schema), row_group_size=row_group_rows)
+
+    return storage.atomic_write_bytes(path, write, part_bytes)
+
+
 def write_sequences(table: pa.Table, asset_folder: str, max_file_mb: float,
                     row_group_rows: int, part_bytes: int = storage.UPLOAD_PART_BYTES
                     ) -> list[str]:
@@ -114,6 +131,24 @@ def dataset_files(asset_folder: str) -> list[str]:
         raise FileNotFoundError(f"{asset_folder}: no {SEQUENCES}/part-*.parquet nor "
                                 f"{LEGACY_FILE}: materialize the packed data")
     return files
+
+
+def list_values(column: pa.ChunkedArray) -> list[np.ndarray]:
+    """A list<...> column as one numpy array per row (no Python lists of tokens)."""
+    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    offsets = arr.offsets.to_numpy()
+    values = arr.values.to_numpy(zero_copy_only=False)
+    return [values[offsets[i]:offsets[i + 1]] for i in range(len(arr))]
+
+
+def row_groups(files: Sequence[str], columns: list[str]) -> Iterator[tuple[str, int, pa.Table]]:
+    """``(file, row group index, table)`` for each row group of ``files`` in order, one at a
+    time (object stores read ranges, so only that row group's columns are fetched)."""
+    for f in files:
+        with storage.open_input(f) as fh:
+            pf = pq.ParquetFile(fh)
+            for g in range(pf.num_row_groups):
+                yield f, g, pf.read_row_group(g, columns=columns)
 
 
 def read_sequences(asset_folder: str, columns: list[str] | None = None) -> pa.Table:

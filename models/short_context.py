@@ -25,10 +25,12 @@ scorer that tokenized the data and the trained model must share a vocabulary
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from lakehouse.packed_files import list_values
 from models.scoring import ScoringConfig, plan_windows, score_windows
 
 
@@ -126,38 +128,140 @@ def aligned_with_spans(n_tokens: int, spans: Sequence[Sequence[int]], logp: np.n
         and bool(np.all(logp[finite] <= 1e-5))
 
 
+FAR_SAMPLE = 1_000_000  # log-probs beyond n kept for the histogram (a seeded reservoir)
+
+
+@dataclass
+class ShortContextSummary:
+    """What the token_weights asset reports, accumulated sequence by sequence so that a
+    dataset of any size is summarised in bounded memory: per sequence the scorable fraction
+    (counted tokens with a frozen score) and the fraction beyond the unit's first n (what
+    unfrozen scoring could use), whether every sequence passed the alignment check, and a
+    seeded reservoir sample of at most ``far_cap`` log-probs beyond n (exact below it)."""
+
+    n: int
+    far_cap: int = FAR_SAMPLE
+    seed: int = 0
+    aligned: bool = True
+    sequences: int = 0
+    tokens: int = 0
+    far_seen: int = 0
+    scorable: list[float] = field(default_factory=list)
+    beyond_n: list[float] = field(default_factory=list)
+    _far: list[np.ndarray] = field(default_factory=list)
+    _far_held: int = 0
+    _rng: np.random.Generator | None = None
+
+    def add(self, ids_len: int, spans: Sequence[Sequence[int]], logp: np.ndarray,
+            full: np.ndarray) -> None:
+        self.aligned &= aligned_with_spans(ids_len, spans, logp, full, self.n)
+        scored = np.isfinite(logp)
+        counted = max(sum(max(int(e) - int(a) - 1, 0) for a, e in spans), 1)
+        self.scorable.append(float(scored.sum()) / counted)
+        self.beyond_n.append(float((~full & scored).sum()) / counted)
+        self.sequences += 1
+        self.tokens += ids_len
+        self._keep(logp[~full & scored].astype(np.float32))
+
+    def _keep(self, values: np.ndarray) -> None:
+        """Reservoir sampling (Algorithm R, vectorised per sequence): every value seen so
+        far is in the sample with the same probability, whatever the dataset's size."""
+        if not values.size:
+            return
+        room = self.far_cap - self._far_held
+        if room > 0:
+            head = values[:room]
+            self._far.append(head.copy())
+            self._far_held += head.size
+            self.far_seen += head.size
+            values = values[room:]
+        if not values.size:
+            return
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        if len(self._far) > 1:
+            self._far = [np.concatenate(self._far)]
+        sample = self._far[0]
+        seen = self.far_seen + np.arange(1, values.size + 1)  # 1-based index of each value
+        slot = (self._rng.random(values.size) * seen).astype(np.int64)
+        hit = slot < self.far_cap
+        sample[slot[hit]] = values[hit]  # later values overwrite earlier ones, as in R
+        self.far_seen += values.size
+
+    @property
+    def far_logp(self) -> np.ndarray:
+        """The log-probs beyond n: all of them, or the reservoir once there were more."""
+        return np.concatenate(self._far) if self._far else np.zeros(0, np.float32)
+
+    @property
+    def scorable_fraction(self) -> np.ndarray:
+        return np.asarray(self.scorable, np.float64)
+
+    @property
+    def beyond_n_fraction(self) -> np.ndarray:
+        return np.asarray(self.beyond_n, np.float64)
+
+
+def short_context_columns(model, seq_ids: Sequence[int], input_ids: Sequence[Sequence[int]],
+                          spans: Sequence[Sequence[Sequence[int]]], n: int, overlap: int,
+                          token_budget: int, block_size: int, summary: ShortContextSummary,
+                          bos_token_id: int | None = None) -> dict[str, list]:
+    """The frozen scorer's log p'(n) on every token (the first window included) and
+    full_context, per sequence of one batch (a row group); each sequence also goes into
+    ``summary``."""
+    cols: dict[str, list] = {"seq_id": [], "logp_short": [], "full_context": []}
+    for seq_id, ids, sp in zip(seq_ids, input_ids, spans, strict=True):
+        units = [[tuple(int(x) for x in s) for s in sp]]
+        logp, full = short_context_logprobs(model, np.asarray(ids)[None], units, n, overlap,
+                                            token_budget, block_size, first_window=True,
+                                            bos_token_id=bos_token_id)
+        cols["seq_id"].append(int(seq_id))
+        cols["logp_short"].append(logp[0])
+        cols["full_context"].append(full[0])
+        summary.add(len(ids), units[0], logp[0], full[0])
+    return cols
+
+
+def short_context_row_groups(model, groups: Iterable[tuple[str, int, object]], n: int,
+                             overlap: int, token_budget: int, block_size: int,
+                             summary: ShortContextSummary, bos_token_id: int | None = None,
+                             progress: Callable[[str], None] = lambda _: None
+                             ) -> Iterator[dict[str, list]]:
+    """The token_weights stage streamed: for each ``(file, row group, table)`` of packed
+    sequences (``lakehouse.packed_files.row_groups``; columns seq_id, input_ids, indices),
+    the columns of its weights, so memory holds one row group whatever the dataset's size.
+    Rows must come in ascending seq_id, as packing writes them (the weights are joined by
+    it); anything else is refused naming the file and row group. ``progress`` gets counts
+    and the rate after each row group."""
+    start, last = time.perf_counter(), None
+    for file, group, table in groups:
+        ids = table["seq_id"].to_numpy().astype(np.int64)
+        if ids.size and ((last is not None and ids[0] <= last) or np.any(np.diff(ids) <= 0)):
+            raise ValueError(f"{file}, row group {group}: seq_id not ascending (after "
+                             f"{last}): re-materialize the packed dataset")
+        last = int(ids[-1]) if ids.size else last
+        yield short_context_columns(model, ids.tolist(), list_values(table["input_ids"]),
+                                    table["indices"].to_pylist(), n, overlap, token_budget,
+                                    block_size, summary, bos_token_id)
+        progress(f"{summary.sequences} sequences, {summary.tokens:,} tokens, "
+                 f"{summary.tokens / max(time.perf_counter() - start, 1e-9):,.0f} tokens/s")
+
+
 def short_context_table(model, seq_ids: Sequence[int], input_ids: Sequence[Sequence[int]],
                         spans: Sequence[Sequence[Sequence[int]]], n: int, overlap: int,
                         token_budget: int, block_size: int,
                         progress: Callable[[str], None] = lambda _: None,
                         bos_token_id: int | None = None) -> dict:
-    """The token_weights stage for one packed dataset: per sequence, the frozen scorer's
-    log p'(n) on every token (the first window included) and full_context; returns the
-    columns, the log-probs beyond n of all sequences (for the histogram), per sequence the
-    scorable fraction (counted tokens with a frozen score) and the fraction beyond the
-    unit's first n (what unfrozen scoring could use), and whether every sequence passed
-    the alignment check."""
-    cols: dict[str, list] = {"seq_id": [], "logp_short": [], "full_context": []}
-    far, aligned, tokens = [], True, 0
-    scorable, beyond_n = [], []
+    """``short_context_columns`` over sequences held in memory (tests, small data); returns
+    the columns, the log-probs beyond n, the per-sequence scorable and beyond-n fractions and
+    whether every sequence passed the alignment check. The asset streams row groups
+    through ``short_context_columns`` instead."""
+    summary = ShortContextSummary(n)
     start = time.perf_counter()
-    for i, (seq_id, ids, sp) in enumerate(zip(seq_ids, input_ids, spans, strict=True)):
-        units = [[tuple(s) for s in sp]]
-        logp, full = short_context_logprobs(model, np.asarray([ids]), units, n, overlap,
-                                            token_budget, block_size, first_window=True,
-                                            bos_token_id=bos_token_id)
-        cols["seq_id"].append(seq_id)
-        cols["logp_short"].append(logp[0])
-        cols["full_context"].append(full[0])
-        aligned &= aligned_with_spans(len(ids), sp, logp[0], full[0], n)
-        far.append(logp[0][~full[0] & np.isfinite(logp[0])])
-        counted = max(sum(max(int(e) - int(a) - 1, 0) for a, e in sp), 1)
-        scorable.append(float(np.isfinite(logp[0]).sum()) / counted)
-        beyond_n.append(float((~full[0] & np.isfinite(logp[0])).sum()) / counted)
-        tokens += len(ids)
-        progress(f"{i + 1}/{len(seq_ids)} sequences, {tokens} tokens, "
-                 f"{tokens / max(time.perf_counter() - start, 1e-9):,.0f} tokens/s")
-    return {"columns": cols, "aligned": bool(aligned),
-            "far_logp": np.concatenate(far) if far else np.zeros(0, np.float32),
-            "scorable_fraction": np.asarray(scorable, np.float64),
-            "beyond_n_fraction": np.asarray(beyond_n, np.float64)}
+    cols = short_context_columns(model, seq_ids, input_ids, spans, n, overlap, token_budget,
+                                 block_size, summary, bos_token_id)
+    progress(f"{summary.sequences} sequences, {summary.tokens} tokens, "
+             f"{summary.tokens / max(time.perf_counter() - start, 1e-9):,.0f} tokens/s")
+    return {"columns": cols, "aligned": bool(summary.aligned), "far_logp": summary.far_logp,
+            "scorable_fraction": summary.scorable_fraction,
+            "beyond_n_fraction": summary.beyond_n_fraction}

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from lakehouse.packed_files import list_values
 from models.training import PackedBatch
 
 Opener = Callable[[str], AbstractContextManager[IO[bytes]]]
@@ -49,14 +50,6 @@ def _seq_id_groups(path: str, open_file: Opener) -> list[np.ndarray]:
         pf = pq.ParquetFile(fh)
         return [pf.read_row_group(g, columns=["seq_id"]).column(0).to_numpy().astype(np.int64)
                 for g in range(pf.num_row_groups)]
-
-
-def _list_values(column: pa.ChunkedArray) -> list[np.ndarray]:
-    """A list<...> column as one numpy array per row (no Python lists of tokens)."""
-    arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-    offsets = arr.offsets.to_numpy()
-    values = arr.values.to_numpy(zero_copy_only=False)
-    return [values[offsets[i]:offsets[i + 1]] for i in range(len(arr))]
 
 
 @dataclass
@@ -204,7 +197,7 @@ class StreamedPackedData:
             return self._cache[k][1]
         table = self._read_group(k)
         seq_ids = table.column("seq_id").to_numpy()
-        loaded = _Loaded(_list_values(table.column("input_ids")),
+        loaded = _Loaded(list_values(table.column("input_ids")),
                          [[(int(a), int(b)) for a, b in units]
                           for units in table.column("indices").to_pylist()], None, None)
         del table
@@ -237,8 +230,8 @@ class StreamedPackedData:
                                                      table.num_rows)
                 part = table.take(pa.array([r for _, r in mine]))
                 del table
-                lps = _list_values(part.column("logp_short"))
-                fcs = _list_values(part.column("full_context"))
+                lps = list_values(part.column("logp_short"))
+                fcs = list_values(part.column("full_context"))
                 for j, (i, _) in enumerate(mine):
                     lp[i] = lps[j].astype(np.float32)
                     fc[i] = fcs[j].astype(bool)
@@ -319,7 +312,7 @@ class StreamedPackedData:
             if not len(rows):
                 continue
             part = self._read_group(k, rows)
-            ids = _list_values(part.column("input_ids"))
+            ids = list_values(part.column("input_ids"))
             for s, row, units in zip(part.column("seq_id").to_pylist(), ids,
                                      part.column("indices").to_pylist(), strict=True):
                 yield int(s), row.astype(np.int64), [(int(a), int(b)) for a, b in units]

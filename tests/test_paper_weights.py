@@ -6,15 +6,21 @@ one vocabulary."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import torch
 
+from lakehouse import storage, tables
+from lakehouse.packed_files import row_groups, sequence_files, write_row_groups, write_sequences
 from models.attention import UNIT_SDPA, unit_hidden, use_attention
 from models.settings import TrainSettings
 from models.short_context import (
+    ShortContextSummary,
     check_shared_vocabulary,
     short_context_logprobs,
     short_context_n,
+    short_context_row_groups,
     short_context_table,
 )
 from models.sparse_selection import draw_seed, scorable_fraction, sparse_weights
@@ -161,3 +167,71 @@ def test_the_first_window_is_still_skipped_for_unfrozen_scoring():
     model = make_tiny_llama(seed=1)
     lp, full = short_context_logprobs(model, ids, [SPANS], N, OVERLAP)
     assert np.isnan(lp[full]).all() and np.isfinite(lp[0, N:40]).all()
+
+
+def _packed(rows: int, seed: int = 0):
+    """Packed sequences of T tokens (the SPANS units), as packing writes them."""
+    rng = np.random.default_rng(seed)
+    return pa.Table.from_pydict(
+        {"seq_id": list(range(rows)), "input_ids": list(rng.integers(1, 97, (rows, T),
+                                                                      dtype=np.int32)),
+         "indices": [[list(s) for s in SPANS]] * rows, "n_pad": [0] * rows},
+        schema=tables.PACKED_SEQUENCES)
+
+
+def test_streamed_weights_equal_the_whole_dataset_at_once_and_rerun_to_the_same_bytes(
+        tmp_path):
+    """The token_weights stage a row group at a time over several part files gives the
+    in-memory computation's rows, in row groups as bounded as the sequences', and the same
+    bytes on a re-run; the summary's reservoir is exact below its cap and bounded above."""
+    seqs = _packed(7)
+    folder = str(tmp_path / "packed")
+    write_sequences(seqs, folder, max_file_mb=3 * 400 / (1 << 20), row_group_rows=2)
+    files = sequence_files(folder)
+    assert len(files) >= 3
+    scorer = make_tiny_llama(seed=2, init_std=0.3)
+    whole = short_context_table(scorer, list(range(7)), seqs["input_ids"].to_pylist(),
+                                [SPANS] * 7, N, OVERLAP, token_budget=64, block_size=16)
+
+    def write(path: str, cap: int) -> ShortContextSummary:
+        summary = ShortContextSummary(N, far_cap=cap)
+        groups = short_context_row_groups(
+            scorer, row_groups(files, ["seq_id", "input_ids", "indices"]), N, OVERLAP, 64, 16,
+            summary)
+        write_row_groups(path, tables.TOKEN_WEIGHTS, (pa.Table.from_pydict(
+            {**g, "scorer_id": ["s"] * len(g["seq_id"]), "n": [N] * len(g["seq_id"]),
+             "stride": [N - OVERLAP] * len(g["seq_id"])}) for g in groups), 2)
+        return summary
+
+    first = str(tmp_path / "a.parquet")
+    summary = write(first, cap=10**6)
+    got = pq.read_table(first)
+    assert got["seq_id"].to_pylist() == list(range(7))
+    for i in range(7):
+        np.testing.assert_array_equal(np.asarray(got["logp_short"][i].as_py(), np.float32),
+                                      whole["columns"]["logp_short"][i])
+        assert got["full_context"][i].as_py() == whole["columns"]["full_context"][i].tolist()
+    meta = pq.ParquetFile(first).metadata
+    assert max(meta.row_group(g).num_rows for g in range(meta.num_row_groups)) <= 2
+    assert summary.aligned and summary.sequences == 7 and summary.tokens == 7 * T
+    np.testing.assert_array_equal(summary.far_logp, whole["far_logp"])  # exact below cap
+    np.testing.assert_array_equal(summary.scorable_fraction, whole["scorable_fraction"])
+    again = str(tmp_path / "b.parquet")
+    capped = write(again, cap=50)
+    assert storage.read_bytes(again) == storage.read_bytes(first)
+    assert capped.far_logp.size == 50 and capped.far_seen == whole["far_logp"].size > 50
+    assert set(capped.far_logp.tolist()) <= set(whole["far_logp"].tolist())
+
+
+def test_streamed_weights_refuse_rows_out_of_seq_id_order(tmp_path):
+
+    seqs = _packed(4).take([0, 1, 3, 2])
+    write_sequences(seqs, str(tmp_path / "p"), max_file_mb=1, row_group_rows=2)
+
+    groups = short_context_row_groups(
+        make_tiny_llama(seed=2), row_groups(sequence_files(str(tmp_path / "p")),
+                                            ["seq_id", "input_ids", "indices"]),
+        N, OVERLAP, 64, 16, ShortContextSummary(N))
+    with pytest.raises(ValueError, match=r"part-00000\.parquet, row group 1: seq_id not "
+                                         r"ascending"):
+        list(groups)
