@@ -8,8 +8,9 @@ verified three ways, H' read at the anchors (the paper's reading):
 * **naive**: one forward pass over ``[chunk; root[:t + 1]]`` per (anchor, candidate) row,
   already cut at the anchor, batched by the same kernel (``score_positions``, token-budget
   batches, LM head on the one row read): the strongest plain way. ``verify_naive`` (the
-  same passes one at a time, the reference of the tests) is timed beside it and reported;
-  one at a time it ran 2.6x slower per token on this CPU;
+  same passes one at a time, the reference of the tests) is timed beside it and reported
+  (on 2 quiet CPU cores one at a time was about as fast per token: 1.07x slower; 2.6x on
+  a loaded machine);
 * **grouped**: the stage without shared prefixes (``verify_candidates``, ``prefix_cache``
   off): one pass per (root, chunk) over ``[chunk; root up to the pair's last anchor]``, plus
   one baseline pass per root (H without the chunk, fp32, cut after its last anchor);

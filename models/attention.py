@@ -102,11 +102,17 @@ def unit_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch
                         value: torch.Tensor, attention_mask: torch.Tensor | None,
                         dropout: float = 0.0, scaling: float | None = None,
                         cu_seq_lens_q: torch.Tensor | None = None,
-                        position_ids: torch.Tensor | None = None, **kwargs
+                        position_ids: torch.Tensor | None = None,
+                        prefix_spans: Sequence[tuple[int, int]] | None = None, **kwargs
                         ) -> tuple[torch.Tensor, None]:
     """transformers attention function (query [1, H, L, D], key/value [1, Hkv, L, D] ->
     [1, L, H, D]): causal SDPA inside each segment of ``cu_seq_lens_q``, or of the position
-    ids when they restart; plain SDPA when there are no boundaries."""
+    ids when they restart; plain SDPA when there are no boundaries.
+
+    ``prefix_spans`` (one per segment): the keys and values start with cached columns (a
+    KV cache of several prefixes laid end to end), and segment i also sees the columns
+    ``prefix_spans[i]`` before its own, all of them (causal aligned to the lower right):
+    verification's rows on shared chunks, packed without padding."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
     if cu_seq_lens_q is None and attention_mask is None and position_ids is not None \
@@ -119,6 +125,9 @@ def unit_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch
         raise ValueError("unit_sdpa with segment boundaries expects one flattened row")
     n_rep = query.shape[1] // key.shape[1]
     bounds = cu_seq_lens_q.tolist()
+    if prefix_spans is not None:
+        return _after_prefixes(query, key, value, bounds, prefix_spans, n_rep, dropout,
+                               scaling), None
     outs = []
     for a, e in zip(bounds[:-1], bounds[1:], strict=True):
         if e > a:
@@ -127,6 +136,28 @@ def unit_sdpa_attention(module: torch.nn.Module, query: torch.Tensor, key: torch
                 _repeat_kv(value[:, :, a:e], n_rep), dropout_p=dropout, is_causal=True,
                 scale=scaling))
     return torch.cat(outs, dim=2).transpose(1, 2).contiguous(), None
+
+
+def _after_prefixes(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                    bounds: list[int], prefix_spans: Sequence[tuple[int, int]], n_rep: int,
+                    dropout: float, scaling: float | None) -> torch.Tensor:
+    """Each segment on its prefix's cached columns and its own, causal to the lower right."""
+    past = key.shape[2] - query.shape[2]
+    if len(prefix_spans) != len(bounds) - 1:
+        raise ValueError(f"{len(prefix_spans)} prefix spans for {len(bounds) - 1} segments")
+    outs = []
+    for (a, e), (ps, pe) in zip(zip(bounds[:-1], bounds[1:], strict=True), prefix_spans,
+                                strict=True):
+        if e <= a:
+            continue
+        k = torch.cat([key[:, :, ps:pe], key[:, :, past + a:past + e]], dim=2)
+        v = torch.cat([value[:, :, ps:pe], value[:, :, past + a:past + e]], dim=2)
+        n, p = e - a, pe - ps
+        mask = torch.ones(n, p + n, dtype=torch.bool, device=query.device).tril(diagonal=p)
+        outs.append(F.scaled_dot_product_attention(
+            query[:, :, a:e], _repeat_kv(k, n_rep), _repeat_kv(v, n_rep), attn_mask=mask,
+            dropout_p=dropout, scale=scaling))
+    return torch.cat(outs, dim=2).transpose(1, 2).contiguous()
 
 
 def _unit_sdpa_mask(*args, attention_mask: torch.Tensor | None = None, **kwargs):

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from models.attention import UNIT_SDPA
 from models.fused_head import reducer
 from models.settings import KERNEL
 
@@ -220,7 +221,7 @@ def packable(model) -> bool:
     segment bounds are passed); eager and other implementations stay padded."""
     impl = getattr(model.config, "_attn_implementation", None)
     if impl == "sdpa":
-        from models.attention import UNIT_SDPA, use_attention
+        from models.attention import use_attention
 
         use_attention(model, UNIT_SDPA)
         impl = model.config._attn_implementation
@@ -471,12 +472,16 @@ def score_positions_after_prefixes(model, prefixes: Sequence[np.ndarray],
 
     How: prefixes are batched longest first within the token budget (one batch = one
     *wave*); each wave's keys and values stay in memory (about one batch's worth) while the
-    sequences behind its prefixes run in budgeted batches of their own, each row on its own
-    prefix's keys and values (rows of different prefixes mix freely: a 2D mask hides the
-    cache columns past a shorter prefix, position ids continue each row's prefix). The
-    prefix's last hidden state predicts the sequence's first token, so a row feeds exactly
-    its sequence. Values equal the full passes up to float summation order. Returns the
-    scores and the tokens through the body (prefixes once, plus the sequences).
+    sequences behind its prefixes run in budgeted batches of their own, sequences of
+    different prefixes mixed. Packed (``config.pack`` on ``unit_sdpa``): a batch is one row
+    of sequences end to end on a cache holding the wave's prefixes once each, and each
+    sequence attends to its own prefix's columns and itself (``_rows_packed``). Padded
+    (otherwise): one row per sequence on its prefix's keys and values, copied per row; a 2D
+    mask hides the cache columns past a shorter prefix and the padding. Position ids
+    continue each row's prefix, and the prefix's last hidden state predicts the sequence's
+    first token, so a row feeds exactly its sequence. Values equal the full passes up to
+    float summation order. Returns the scores and the tokens through the body (prefixes
+    once, plus the sequences).
     """
     bos = config.bos_token_id
     lead = 0 if bos is None else 1
@@ -501,6 +506,7 @@ def score_positions_after_prefixes(model, prefixes: Sequence[np.ndarray],
         if len(pos):
             behind.setdefault(int(k), []).append(i)
     tokens = 0
+    pack = config.pack and packable(model) and model.config._attn_implementation == UNIT_SDPA
     used = [Window(k, 0, len(prefixes[k]), 0) for k in sorted(behind)]
     for wave in batches_by_budget(used, config.token_budget):
         # the wave's prefixes: one padded batch, keys/values and last hidden state kept
@@ -511,6 +517,10 @@ def score_positions_after_prefixes(model, prefixes: Sequence[np.ndarray],
         last = torch.stack([hidden[r, w.end + lead - 1] for r, w in enumerate(wave)])
         del cache, hidden, ids
         rows = [Window(i, 0, len(sequences[i]), 0) for w in wave for i in behind[w.seq]]
+        if pack:
+            tokens += _rows_packed(model, prefixes, sequences, prefix_of, positions, config,
+                                   out, wave, cached, last, rows)
+            continue
         for batch in batches_by_budget(rows, config.token_budget):
             tokens += sum(w.end for w in batch)
             k_rows = [row_of[int(prefix_of[w.seq])] for w in batch]
@@ -541,6 +551,60 @@ def score_positions_after_prefixes(model, prefixes: Sequence[np.ndarray],
             _scatter(out, batch, positions, ent, nll)
             del h, layers
     return out, tokens
+
+
+def _rows_packed(model, prefixes: Sequence[np.ndarray], sequences: Sequence[np.ndarray],
+                 prefix_of: Sequence[int], positions: Sequence[np.ndarray],
+                 config: ScoringConfig, out: list[TokenScores], wave: Sequence[Window],
+                 cached: Sequence[tuple[torch.Tensor, torch.Tensor]], last: torch.Tensor,
+                 rows: Sequence[Window]) -> int:
+    """The sequences behind one wave of prefixes, packed: each batch is one row of
+    sequences end to end (no padding; ``batches_packed``) on a cache that holds the wave's
+    prefixes once each, end to end (no copy per row); ``unit_sdpa`` gives each sequence its
+    own prefix's columns and itself, causal (``prefix_spans``). Returns the tokens forwarded.
+    """
+    lead = 0 if config.bos_token_id is None else 1
+    device = last.device
+    head = model.get_output_embeddings()
+    transform = _head_transform(model)
+    row_of = {w.seq: r for r, w in enumerate(wave)}
+    lengths = [w.end + lead for w in wave]  # real cache columns of each wave row
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+    flat = [(torch.cat([k[r:r + 1, :, :n] for r, n in enumerate(lengths)], dim=2),
+             torch.cat([v[r:r + 1, :, :n] for r, n in enumerate(lengths)], dim=2))
+            for k, v in cached]
+    tokens = 0
+    for batch in batches_packed(rows, config.token_budget):
+        total = sum(w.end for w in batch)
+        tokens += total
+        ids = torch.zeros((1, total), dtype=torch.long)
+        pos_ids = torch.zeros((1, total), dtype=torch.long)
+        starts, spans, hid_idx, tgt_idx = [], [], [], []
+        at = 0
+        for w in batch:
+            r = row_of[int(prefix_of[w.seq])]
+            p = lengths[r]  # the joined sequence's prefix part, BOS included
+            ids[0, at:at + w.end] = torch.as_tensor(np.asarray(sequences[w.seq], np.int64))
+            pos_ids[0, at:at + w.end] = torch.arange(p, p + w.end)
+            starts.append(at)
+            spans.append((offsets[r], offsets[r] + p))
+            j = np.asarray(positions[w.seq], np.int64) - (p - lead)  # index in the sequence
+            # token j is predicted by the state before it: the prefix's last for j = 0
+            hid_idx.append(np.where(j == 0, total + r, at + j - 1))
+            tgt_idx.append(at + j)
+            at += w.end
+        cu = torch.tensor(starts + [total], dtype=torch.int32, device=device)
+        h = _forward_hidden(model, ids.to(device), None, _prefix_cache(model, flat),
+                            position_ids=pos_ids.to(device), cu_seq_lens_q=cu,
+                            prefix_spans=spans)[0]
+        h = torch.cat([h, last.to(h.dtype)], dim=0)
+        hi = torch.as_tensor(np.concatenate(hid_idx), device=device)
+        ti = torch.as_tensor(np.concatenate(tgt_idx), device=device)
+        ent, nll = entropy_nll_from_hidden(h[hi], ids.to(device)[0, ti], head,
+                                           config.block_size, transform, config.compile)
+        _scatter(out, batch, positions, ent, nll)
+        del h
+    return tokens
 
 
 def _forward_prefixes(model, prefixes: Sequence[np.ndarray], wave: Sequence[Window], device,

@@ -192,10 +192,14 @@ def test_scores_after_a_cached_prefix_equal_the_full_passes(tiny_llama, bos):
 
 @pytest.mark.parametrize("bos", [None, 5])
 @pytest.mark.parametrize("budget", [400, 60])
-def test_many_prefixes_of_different_lengths_each_run_once(tiny_llama, bos, budget):
-    """Rows behind prefixes of different lengths share batches (cache columns past a short
-    prefix masked, positions continuing each row's prefix); a small budget splits the
-    prefixes into waves and the rows into batches. Same scores as the full passes."""
+@pytest.mark.parametrize("pack", [True, False])
+def test_many_prefixes_of_different_lengths_each_run_once(tiny_llama, bos, budget, pack,
+                                                          monkeypatch):
+    """Rows behind prefixes of different lengths share batches, packed end to end in one
+    row on a cache of the wave's prefixes (each row on its own prefix's columns), or padded
+    (cache columns past a short prefix masked); positions continue each row's prefix; a
+    small budget splits the prefixes into waves and the rows into batches. Same scores as
+    the full passes."""
     from models.scoring import score_positions_after_prefixes
 
     prefixes = _seqs([21, 4, 33, 1], 30)
@@ -203,9 +207,16 @@ def test_many_prefixes_of_different_lengths_each_run_once(tiny_llama, bos, budge
     prefix_of = [0, 2, 1, 0, 3, 2]
     pos = [len(prefixes[k]) + np.array(p) for k, p in zip(
         prefix_of, [[0, 5, 29], [0, 6], [3, 14], [0], [0, 11], [2, 8]], strict=True)]
-    cfg = ScoringConfig(token_budget=budget, bos_token_id=bos)
+    import models.scoring
+
+    waves = []
+    packed = models.scoring._rows_packed
+    monkeypatch.setattr(models.scoring, "_rows_packed",
+                        lambda *a: waves.append(1) or packed(*a))  # counts, then runs it
+    cfg = ScoringConfig(token_budget=budget, bos_token_id=bos, pack=pack)
     got, tokens = score_positions_after_prefixes(tiny_llama, prefixes, seqs, prefix_of, pos,
                                                  cfg)
+    assert bool(waves) == pack  # the packed path ran, or the padded one alone
     full = [np.concatenate([prefixes[k], s]) for k, s in zip(prefix_of, seqs, strict=True)]
     ref = score_positions(tiny_llama, full, pos, cfg)
     for g, r in zip(got, ref, strict=True):
@@ -216,7 +227,9 @@ def test_many_prefixes_of_different_lengths_each_run_once(tiny_llama, bos, budge
 
 
 @pytest.mark.parametrize("positions", ["anchors", "all"])
-def test_stage_with_shared_chunks_equals_the_stage_without_the_cache(tiny_llama, positions):
+@pytest.mark.parametrize("pack", [True, False])
+def test_stage_with_shared_chunks_equals_the_stage_without_the_cache(tiny_llama, positions,
+                                                                     pack):
     from models.verification import VerifySettings, verify_candidates
 
     docs = dict(zip("abcd", _seqs([60, 45, 200, 30], 22), strict=True))
@@ -224,7 +237,7 @@ def test_stage_with_shared_chunks_equals_the_stage_without_the_cache(tiny_llama,
     # x: three roots; y: two roots; z: one root (grouped path); c is long: two segments
     rows = [("a", 10, "x"), ("a", 40, "x"), ("b", 44, "x"), ("c", 150, "x"), ("d", 3, "x"),
             ("a", 59, "y"), ("c", 7, "y"), ("c", 190, "y"), ("b", 20, "z")]
-    cfg = ScoringConfig(window=128, overlap=32, token_budget=160)
+    cfg = ScoringConfig(window=128, overlap=32, token_budget=160, pack=pack)
     got = {cache: verify_candidates(tiny_llama, cfg, _cands(rows), docs, chunks,
                                     VerifySettings(positions=positions, prefix_cache=cache))
            for cache in (True, False)}
