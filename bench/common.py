@@ -36,6 +36,20 @@ def device_name() -> str:
     return f"cpu ({platform.processor() or platform.machine()})"
 
 
+def run_point(module: str, point: str, options: list[str]) -> dict:
+    """Run ``python -m <module> --point <point> <options>`` in a fresh process (so that its
+    peak RSS is its own) and return the JSON object its last output line prints."""
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", module, "--point", point, *options],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{module} --point {point}: {out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def peak_exponent(points: list[dict], size: str) -> float:
     """Least-squares slope of log(peak) against log(points' ``size``): how peak memory grows
     with the measured size (1: linearly). NaN below two points."""

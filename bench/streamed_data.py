@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -25,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.common import PeakRSS, Record, device_name, peak_exponent, report
+from bench.common import PeakRSS, Record, device_name, peak_exponent, report, run_point
 from lakehouse import tables
 
 WAYS = ("in_memory", "streamed", "streamed_default_weights")
@@ -95,13 +93,9 @@ def point(way: str, n: int, args) -> dict:
 
 
 def _run(way: str, n: int, args) -> dict:
-    cmd = [sys.executable, "-m", "bench.streamed_data", "--point", f"{way}:{n}",
-           "--length", str(args.length), "--file-rows", str(args.file_rows),
-           "--group-rows", str(args.group_rows)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-2000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_point("bench.streamed_data", f"{way}:{n}",
+                     ["--length", str(args.length), "--file-rows", str(args.file_rows),
+                      "--group-rows", str(args.group_rows)])
 
 
 def main(argv: list[str] | None = None) -> None:

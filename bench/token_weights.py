@@ -19,8 +19,6 @@ import argparse
 import hashlib
 import json
 import math
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
@@ -28,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bench.common import PeakRSS, Record, device_name, peak_exponent, report
+from bench.common import PeakRSS, Record, device_name, peak_exponent, report, run_point
 from lakehouse import tables
 from lakehouse.packed_files import (
     dataset_files,
@@ -114,13 +112,9 @@ def point(way: str, n: int, args) -> dict:
 
 
 def _run(way: str, n: int, args) -> dict:
-    cmd = [sys.executable, "-m", "bench.token_weights", "--point", f"{way}:{n}",
-           "--length", str(args.length), "--group-rows", str(args.group_rows),
-           "--n", str(args.n), "--budget", str(args.budget)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if out.returncode != 0:
-        raise RuntimeError(out.stderr[-2000:])
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_point("bench.token_weights", f"{way}:{n}",
+                     ["--length", str(args.length), "--group-rows", str(args.group_rows),
+                      "--n", str(args.n), "--budget", str(args.budget)])
 
 
 def main(argv: list[str] | None = None) -> None:
