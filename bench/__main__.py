@@ -6,7 +6,7 @@ import importlib
 import sys
 
 BENCHMARKS = ["ingest", "entropy", "retrieval", "planted", "verification", "packing",
-              "streamed_data", "token_weights", "training", "cost", "method"]
+              "streamed_data", "token_weights", "training", "cost", "mfu", "method"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -79,3 +79,18 @@ def test_the_demo_check_divides_flops_by_the_measured_rate():
     assert row["stage"] == "scoring" and row["measured_s"] == 10.0
     assert row["predicted_s"] == pytest.approx(expected / 1e9)
     assert row["measured_over_predicted"] == pytest.approx(10.0 / (expected / 1e9))
+
+
+def test_a_loaded_models_spec_counts_its_matmuls_and_keys():
+    """bench.mfu's FLOPs: the spec read off a model has its layers' matmul parameters as the
+    body (untied: both embedding matrices left out), and keys attended sum n (n + 1) / 2."""
+    from bench.mfu import attention_keys, spec_of
+    from tests.conftest import make_tiny_llama
+
+    model = make_tiny_llama()
+    spec = spec_of(model, "tiny")
+    layers = sum(p.numel() for p in model.model.layers.parameters()) + \
+        model.model.norm.weight.numel()
+    assert (spec.layers, spec.d_model, spec.vocab, spec.tied) == (2, 32, 97, False)
+    assert spec.body == layers
+    assert attention_keys([1, 3]) == 1 + 6
