@@ -594,13 +594,14 @@ def _rows_packed(model, prefixes: Sequence[np.ndarray], sequences: Sequence[np.n
             tgt_idx.append(at + j)
             at += w.end
         cu = torch.tensor(starts + [total], dtype=torch.int32, device=device)
-        h = _forward_hidden(model, ids.to(device), None, _prefix_cache(model, flat),
+        ids = ids.to(device)
+        h = _forward_hidden(model, ids, None, _prefix_cache(model, flat),
                             position_ids=pos_ids.to(device), cu_seq_lens_q=cu,
                             prefix_spans=spans)[0]
         h = torch.cat([h, last.to(h.dtype)], dim=0)
         hi = torch.as_tensor(np.concatenate(hid_idx), device=device)
         ti = torch.as_tensor(np.concatenate(tgt_idx), device=device)
-        ent, nll = entropy_nll_from_hidden(h[hi], ids.to(device)[0, ti], head,
+        ent, nll = entropy_nll_from_hidden(h[hi], ids[0, ti], head,
                                            config.block_size, transform, config.compile)
         _scatter(out, batch, positions, ent, nll)
         del h

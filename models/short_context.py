@@ -149,7 +149,6 @@ class ShortContextSummary:
     scorable: list[float] = field(default_factory=list)
     beyond_n: list[float] = field(default_factory=list)
     _far: list[np.ndarray] = field(default_factory=list)
-    _far_held: int = 0
     _rng: np.random.Generator | None = None
 
     def add(self, ids_len: int, spans: Sequence[Sequence[int]], logp: np.ndarray,
@@ -168,11 +167,10 @@ class ShortContextSummary:
         far is in the sample with the same probability, whatever the dataset's size."""
         if not values.size:
             return
-        room = self.far_cap - self._far_held
+        room = self.far_cap - min(self.far_seen, self.far_cap)  # the sample fills first
         if room > 0:
             head = values[:room]
             self._far.append(head.copy())
-            self._far_held += head.size
             self.far_seen += head.size
             values = values[room:]
         if not values.size:
