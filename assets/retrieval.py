@@ -113,7 +113,7 @@ def retrieval_candidates(ctx: StageContext):
     settings = ctx.settings
     cfg = settings.retrieval
     anc = ctx.shard_table("anchors")
-    own = ctx.shard_table("chunk_embeddings", ["doc_id", "vector"])
+    own = ctx.shard_table("chunk_embeddings", ["doc_id", "chunk_id", "vector"])
     index = open_index(settings, ctx.input_path("vector_index"),
                        own.schema.field("vector").type.list_size)
     qvecs = None

@@ -246,7 +246,8 @@ def corpus_pool(prep: Prepared, chunks: dict[str, dict], chunk_vecs: np.ndarray)
                       "text": pa.array([chunks[c]["text"] for c in names], pa.large_string()),
                       "vector": pa.FixedSizeListArray.from_arrays(pa.array(vecs.ravel()), dim)})
     roots = set(prep.corpus.roots)
-    own = table.filter(pa.array([d in roots for d in docs])).select(["doc_id", "vector"])
+    own = table.filter(pa.array([d in roots for d in docs])).select(
+        ["doc_id", "chunk_id", "vector"])
     shard = table.append_column("shard_key", pa.array(["corpus/0"] * len(names)))
     return Pool(table, prep.corpus.truth, pa.table({}), np.zeros((0, dim), np.float32), own,
                 shards={"corpus/0": shard})

@@ -341,7 +341,7 @@ def planted_pool(spec: PoolSpec, tokenizer, embed: Callable[[list[str]], np.ndar
                                    embed, embedder_id)
     roots = {t["root_doc_id"] for t in pc_.truth}
     own = chunks.filter(pa.array([d in roots for d in chunks["doc_id"].to_pylist()])).select(
-        ["doc_id", "vector"])
+        ["doc_id", "chunk_id", "vector"])
     return Pool(chunks, pc_.truth, pc_.anchors, qvecs, own, pc_.root_texts, shards,
                 embed_s + secs, cached)
 

@@ -43,6 +43,9 @@ class AnchorSettings(BaseModel):
     query_window: int = Field(16, gt=0)  # w: query = tokens [t-w, t+w) (or [t-2w, t))
     query_mode: QueryMode = "symmetric"
     skip_recurring: bool = True  # no anchor inside text recurring across documents
+    word_tokens: int | None = Field(4, gt=0)  # surprise rule: a word scores the summed NLL
+    # of its this many most surprising tokens (None: all of them), so that a hash, a URL
+    # or a long number is not an anchor for its length alone
 
 
 @dataclass(frozen=True)
@@ -114,19 +117,42 @@ def word_ids(text: str, char_start: np.ndarray, char_end: np.ndarray) -> np.ndar
     return out
 
 
+def word_scores(nll: np.ndarray, words: np.ndarray, top: int | None = None) -> np.ndarray:
+    """Per word, the summed NLL of its ``top`` most surprising scored tokens (all of them
+    with None; unscored tokens count 0).
+
+    Why a cap: a random string (a hash, base64, a long number, a URL's path) costs the
+    scorer a few nats on every one of its many tokens, so its sum grows with its length
+    although nothing in another document explains it better than the string itself; a name
+    the scorer did not expect spends most of its surprise on its first few sub-words. In
+    text without spaces (Chinese, Japanese, Thai) a "word" is a whole run of letters, and
+    the cap makes its score that of its few most surprising tokens, not of its length.
+    """
+    g = np.where(np.isfinite(nll), np.asarray(nll, np.float64), 0.0)
+    n_words = int(words.max()) + 1 if len(words) else 0
+    if top is not None and len(g):
+        order = np.lexsort((-g, words))  # by word, most surprising first
+        first = np.searchsorted(words[order], words[order], side="left")
+        rank = np.arange(len(g)) - first
+        keep = np.zeros(len(g), bool)
+        keep[order[rank < top]] = True
+        g = np.where(keep, g, 0.0)
+    return np.bincount(words, weights=g, minlength=n_words)
+
+
 def surprise_anchors(nll: np.ndarray, words: np.ndarray, alpha: float,
-                     eligible: np.ndarray | None = None
+                     eligible: np.ndarray | None = None, top: int | None = None
                      ) -> tuple[np.ndarray, np.ndarray, float]:
     """(positions, word scores at them, tau) of the ``surprise`` rule.
 
-    A word's score is the sum of its tokens' NLL (unscored tokens count 0; a word with no
-    scored token is not scored). tau = mean + alpha * std over the scored words. Each word
-    above tau gives its highest-NLL ``eligible`` token.
+    A word's score is the summed NLL of its ``top`` most surprising tokens (``word_scores``;
+    a word with no scored token is not scored). tau = mean + alpha * std over the scored
+    words. Each word above tau gives its highest-NLL ``eligible`` token.
     """
     g = np.asarray(nll, np.float64)
     scored = np.isfinite(g)
     n_words = int(words.max()) + 1 if len(words) else 0
-    sums = np.bincount(words, weights=np.where(scored, g, 0.0), minlength=n_words)
+    sums = word_scores(g, words, top)
     has = np.bincount(words, weights=scored.astype(np.float64), minlength=n_words) > 0
     if not has.any():
         return np.zeros(0, np.int64), np.zeros(0, np.float64), float("nan")
@@ -183,7 +209,8 @@ def anchor_table(profiles: pa.Table, tokens: pa.Table, texts: Mapping[str, str],
                 positions, scores = positions[keep], scores[keep]
         else:
             words = word_ids(text, starts, ends)
-            positions, scores, tau = surprise_anchors(g, words, settings.alpha)
+            positions, scores, tau = surprise_anchors(g, words, settings.alpha,
+                                                      top=settings.word_tokens)
             if mask is not None:
                 keep = ~mask[positions]
                 skipped += int((~keep).sum())

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -238,29 +239,45 @@ def anchor_word(text: str, char_start: Sequence[int], char_end: Sequence[int],
     return m.group(0) if m and m.start() < max(hi, lo + 1) + 8 else ""
 
 
-def rarest_terms(query: str, df: Mapping[str, int], n: int) -> str:
-    """The ``n`` words of ``query`` that the fewest pool chunks hold (ties by word), joined.
+def rarest_terms(query: str, df: Mapping[str, int], n: int,
+                 own: Mapping[str, int] | None = None) -> str:
+    """The ``n`` words of ``query`` that the fewest *other* pool chunks hold, joined.
 
     Why: in a window such as "A portrait of Dmitri Stesksterness hangs in the main reading
     room", every word but the name recurs in all documents of the template, and a look-alike
     repeating the sentence with another name matches ten of its words where the true source
     matches two; BM25's IDF weighting does not undo that (bench.retrieval: the whole window
-    finds the source for 2% of spans at 100K chunks, its two rarest words for 79%). Words no
-    chunk holds cannot match and are skipped.
+    finds the source for 2% of spans at 100K chunks, its two rarest words for 79%).
+
+    ``own``: per word, how many of the counted chunks belong to the root itself (its own
+    chunks when its corpus is also pool, and near-copies of them). Those are subtracted: a
+    word only the root holds cannot find anything else (the hit is excluded as self), and on
+    real prose, where the root sits in the pool, the rarest words by raw count are exactly
+    those (bench.realtext). Words no other chunk holds are skipped. Ranked by that count
+    (inverse document frequency), ties by how often the word occurs in ``query`` (the word
+    the text is about), then by where it first occurs: never by spelling.
     """
-    words = sorted({w for w in terms_of(query) if df.get(w, 0) > 0}, key=lambda w: (df[w], w))
+    own = own or {}
+    count: Counter[str] = Counter()
+    first: dict[str, int] = {}
+    for i, w in enumerate(terms_of(query)):
+        count[w] += 1
+        first.setdefault(w, i)
+    other = {w: df.get(w, 0) - own.get(w, 0) for w in count}
+    words = sorted((w for w in count if other[w] > 0),
+                   key=lambda w: (other[w], -count[w], first[w]))
     return " ".join(words[:n])
 
 
 def lexical_queries(query: str, word: str, settings: RetrievalSettings,
-                    df: Mapping[str, int] | None = None, context: str = ""
-                    ) -> dict[str, LexicalQuery]:
+                    df: Mapping[str, int] | None = None, context: str = "",
+                    own: Mapping[str, int] | None = None) -> dict[str, LexicalQuery]:
     """The lexical query lists of one anchor: the window (its ``lexical_terms`` rarest words
     when set, by ``df``), with the anchor's word boosted when ``anchor_boost`` > 0 and the
     root's ``context`` words at ``context_weight``, and, with ``anchor_word_query``, a list
     of the anchor's word alone."""
     text = query if settings.lexical_terms is None else rarest_terms(
-        query, df or {}, settings.lexical_terms)
+        query, df or {}, settings.lexical_terms, own)
     clauses = [(text, 1.0)]
     if settings.anchor_boost > 0 and word:
         clauses.append((word, settings.anchor_boost))
@@ -280,15 +297,51 @@ def _unique(keys: list) -> tuple[list, list[int]]:
     return list(first), idx
 
 
+def own_term_counts(index: VectorIndex, own_chunks: pa.Table, near_dup_cosine: float,
+                    depth: int = 8) -> dict[str, Counter[str]]:
+    """Per root document, per word, how many chunks of the index that count towards the
+    word's document frequency are the root's own: its chunks that are in the index (its
+    corpus is also pool) and chunks of other documents within ``near_dup_cosine`` of one of
+    them (near-copies, found by a dense search of the root's chunk vectors, ``depth`` hits
+    each). ``own_chunks``: ``doc_id``, ``chunk_id``, ``vector`` (without ``chunk_id`` only
+    near-copies are found)."""
+    out: dict[str, Counter[str]] = {}
+    if own_chunks.num_rows == 0 or index.count() == 0:
+        return out
+    docs = own_chunks["doc_id"].to_pylist()
+    ids = own_chunks["chunk_id"].to_pylist() if "chunk_id" in own_chunks.column_names \
+        else []
+    owner = dict(zip(ids, docs, strict=True))
+    vecs, _ = _own(own_chunks.select(["doc_id", "vector"]), index.dim)
+    found: dict[str, set[str]] = {}
+    for cid, d in owner.items():
+        found.setdefault(d, set()).add(cid)
+    for d, hits in zip(docs, index.search(vecs, depth), strict=True):
+        for cid, hd, cos in zip(hits.chunk_ids, hits.doc_ids, hits.scores, strict=True):
+            if hd != d and cos > near_dup_cosine:
+                found.setdefault(d, set()).add(cid)
+    texts = index.texts(sorted({c for cs in found.values() for c in cs}))
+    for d, cs in found.items():
+        counter: Counter[str] = Counter()
+        for c in cs:
+            if c in texts:  # a root chunk left out of the index counts nowhere
+                counter.update(set(terms_of(texts[c])))
+        out[d] = counter
+    return out
+
+
 def root_context(index: VectorIndex, doc_ids: list[str], root_texts: Mapping[str, str],
-                 n_terms: int) -> list[str]:
-    """Per anchor, its root's ``n_terms`` rarest words in the pool ("" with ``n_terms`` 0)."""
+                 n_terms: int, own: Mapping[str, Mapping[str, int]] | None = None
+                 ) -> list[str]:
+    """Per anchor, its root's ``n_terms`` rarest words among the pool's other chunks ("" with
+    ``n_terms`` 0); ``own``: ``own_term_counts``."""
     if n_terms == 0:
         return [""] * len(doc_ids)
     roots = sorted(set(doc_ids))
     words = {d: terms_of(root_texts.get(d, "")) for d in roots}
     df, _ = index.document_frequency(sorted({w for ws in words.values() for w in ws}))
-    ctx = {d: rarest_terms(" ".join(words[d]), df, n_terms) for d in roots}
+    own = own or {}
+    ctx = {d: rarest_terms(" ".join(words[d]), df, n_terms, own.get(d)) for d in roots}
     return [ctx[d] for d in doc_ids]
 
 
@@ -300,10 +353,12 @@ def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa
     ``anchors``: ``doc_id``, ``position``, ``query`` and optionally ``anchor_word`` (see
     ``anchor_word``; used by ``anchor_boost`` and ``anchor_word_query``). ``query_vectors``:
     the unit-norm embedding of each anchor's query, row for row (may be None in lexical
-    mode). ``own_chunks``: ``doc_id``, ``vector`` of the shard's own chunks (what counts as a
-    near-copy of a root). ``root_texts`` (doc_id -> text) is read only with
-    ``context_terms`` > 0. Each distinct query is searched once. Returns the table and its
-    statistics: counts, each drop reason, the share of anchors whose candidates came from the
+    mode). ``own_chunks``: ``doc_id``, ``vector`` and ``chunk_id`` of the shard's own chunks
+    (what counts as a near-copy of a root, and which chunks' words are not counted in the
+    frequencies that pick its lexical query words: ``own_term_counts``). ``root_texts``
+    (doc_id -> text) is read only with ``context_terms`` > 0. Each distinct query is searched
+    once. Returns the table and its statistics: counts, each drop reason, the share of
+    anchors whose candidates came from the
     lexical side only / the dense side only / both, timings and a Markdown sample.
     """
     n = anchors.num_rows
@@ -323,12 +378,15 @@ def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa
     fetch = settings.depth + longest_own
     stats: dict = {"mode": mode, "anchors": n, "k": settings.k, "depth": fetch}
 
-    contexts = root_context(index, doc_ids, root_texts, settings.context_terms) \
+    own_terms = own_term_counts(index, own_chunks, settings.near_dup_cosine) \
+        if mode != "dense" and n else {}
+    contexts = root_context(index, doc_ids, root_texts, settings.context_terms, own_terms) \
         if mode != "dense" and root_texts else [""] * n
     # the two sides run at once: BLAS (dense) and LanceDB (lexical) both release the GIL
     with ThreadPoolExecutor(max_workers=1) as pool:
         lexical_job = pool.submit(_lexical_side, index, queries, words, contexts, fetch,
-                                  settings) if mode != "dense" and n else None
+                                  settings, doc_ids, own_terms) if mode != "dense" and n \
+            else None
         t0 = time.perf_counter()
         dense, dense_of = _dense_side(index, queries, query_vectors, fetch, settings) \
             if mode != "lexical" and n else ([], [])
@@ -399,16 +457,19 @@ def _dense_side(index: VectorIndex, queries: list[str], query_vectors: np.ndarra
 
 
 def _lexical_side(index: VectorIndex, queries: list[str], words: list[str], contexts: list[str],
-                  fetch: int, settings: RetrievalSettings
+                  fetch: int, settings: RetrievalSettings, doc_ids: list[str],
+                  own_terms: Mapping[str, Mapping[str, int]]
                   ) -> tuple[list[dict[str, Hits]], list[int], float]:
-    """BM25 hit lists of each distinct (query, anchor word, context), each anchor's row in
-    them, and the seconds it took."""
+    """BM25 hit lists of each distinct (query, anchor word, context, root), each anchor's row
+    in them, and the seconds it took (the root counts: its own chunks are not counted in the
+    frequencies that pick its window's words)."""
     t0 = time.perf_counter()
-    ukeys, of = _unique(list(zip(queries, words, contexts, strict=True)))
+    ukeys, of = _unique(list(zip(queries, words, contexts, doc_ids, strict=True)))
     df: dict[str, int] = {}
     if settings.lexical_terms is not None:
-        df, _ = index.document_frequency(sorted({t for q, _, _ in ukeys for t in terms_of(q)}))
-    per_key = [lexical_queries(q, w, settings, df, c) for q, w, c in ukeys]
+        df, _ = index.document_frequency(sorted({t for q, *_ in ukeys for t in terms_of(q)}))
+    per_key = [lexical_queries(q, w, settings, df, c, own_terms.get(d))
+               for q, w, c, d in ukeys]
     lexical: list[dict[str, Hits]] = [{} for _ in ukeys]
     for name in sorted({name for lq in per_key for name in lq}):
         rows = [i for i, lq in enumerate(per_key) if name in lq]

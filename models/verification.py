@@ -203,7 +203,8 @@ def doc_segments(n: int, doc_window: int, overlap: int, first: int) -> list[Wind
 def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Sequence],
                       doc_tokens: Mapping[str, np.ndarray],
                       chunk_tokens: Mapping[str, np.ndarray],
-                      settings: VerifySettings = DEFAULT_VERIFY) -> Verification:
+                      settings: VerifySettings = DEFAULT_VERIFY,
+                      chunk_reserve: int | None = None) -> Verification:
     """The verification stage: H, NLL, H', NLL' for every (anchor, candidate chunk) row.
 
     ``candidates``: columns doc_id, position, chunk_id (retrieval_candidates). Returns the
@@ -211,6 +212,11 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
     ``nll``, ``h_prime``, ``nll_prime``, ``context_start`` and ``status`` ("ok", or
     "too_long" only when not even one token of the document fits beside the chunk).
     Baselines come from the same kernel (fp32), not the stored fp16 profile.
+
+    A long document is cut into segments that fit beside the longest chunk of the call, or
+    beside ``chunk_reserve`` tokens when that is larger (the chunking size): then the
+    segments, and so every pass's scores, do not depend on which other pairs share the call,
+    and passes verified apart can be merged (``candidate_rows``).
     """
     docs_col = [str(d) for d in candidates["doc_id"]]
     pos_col = np.asarray(candidates["position"], np.int64)
@@ -222,7 +228,7 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
     groups: dict[tuple[str, str], set[int]] = {}
     for d, t, c in zip(docs_col, pos_col.tolist(), chunk_col, strict=True):
         groups.setdefault((d, c), set()).add(t)
-    longest = max((len(chunk_tokens[c]) for _, c in groups), default=0)
+    longest = max([len(chunk_tokens[c]) for _, c in groups] + [chunk_reserve or 0])
     doc_window = window - longest
     out = Verification([], 0, 0, 0)
     rows = {k: np.full(n, np.nan, np.float32) for k in ("h", "nll", "h_prime", "nll_prime")}
@@ -286,8 +292,23 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
     for (d, c), ps in parts.items():
         cat = [np.concatenate([x[i] for x in ps]) for i in range(6)]
         out.passes.append(PassScores(d, c, *cat))
-    # candidate rows
-    where = {(ps.doc_id, ps.chunk_id): ps for ps in out.passes}
+    out.rows = candidate_rows(candidates, out.passes)
+    return out
+
+
+def candidate_rows(candidates: Mapping[str, Sequence], passes: Sequence[PassScores]
+                   ) -> dict[str, np.ndarray]:
+    """``Verification.rows`` of ``candidates`` read off the (document, chunk) ``passes``: a
+    row whose pass is missing, or whose position the pass did not read (position 0 without
+    a BOS), is ``too_long`` with NaN scores."""
+    docs_col = [str(d) for d in candidates["doc_id"]]
+    pos_col = np.asarray(candidates["position"], np.int64)
+    chunk_col = [str(c) for c in candidates["chunk_id"]]
+    n = len(docs_col)
+    rows = {k: np.full(n, np.nan, np.float32) for k in ("h", "nll", "h_prime", "nll_prime")}
+    rows["context_start"] = np.zeros(n, np.int64)
+    rows["status"] = np.array(["ok"] * n, dtype=object)
+    where = {(ps.doc_id, ps.chunk_id): ps for ps in passes}
     for i, (d, t, c) in enumerate(zip(docs_col, pos_col.tolist(), chunk_col, strict=True)):
         ps = where.get((d, c))
         j = np.searchsorted(ps.positions, t) if ps is not None else -1
@@ -297,5 +318,4 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
         rows["h"][i], rows["nll"][i] = ps.h[j], ps.nll[j]
         rows["h_prime"][i], rows["nll_prime"][i] = ps.h_prime[j], ps.nll_prime[j]
         rows["context_start"][i] = ps.context_start[j]
-    out.rows = rows
-    return out
+    return rows

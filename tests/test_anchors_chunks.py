@@ -109,6 +109,29 @@ def test_surprise_rule_scores_words_by_summed_nll_and_anchors_their_top_token():
     assert (per_token > per_token.mean() + 2 * per_token.std()).sum() == 1  # only the 6
 
 
+def test_a_long_random_string_is_not_an_anchor_for_its_length_alone():
+    """A hash costs a few nats on each of its many tokens; capped at its 4 most surprising
+    tokens (anchors.word_tokens) it scores like a short word, and the name it sits beside
+    (a few very surprising sub-words) stays the anchor."""
+    from lakehouse.anchors import AnchorSettings, surprise_anchors, word_scores
+
+    name = [9.0, 6.0]  # two sub-words
+    hashed = [3.5] * 16  # 16 tokens of hex
+    nll = np.array([NAN] + [1.0] * 20 + name + [1.0] * 5 + hashed + [1.0] * 20, np.float64)
+    words = np.concatenate([np.arange(21), [21, 21], np.arange(22, 27), [27] * 16,
+                            np.arange(28, 48)])
+    uncapped = word_scores(nll, words)
+    assert uncapped[27] == pytest.approx(56.0) and uncapped[21] == pytest.approx(15.0)
+    pos, _, _ = surprise_anchors(nll, words, alpha=2.0)
+    assert words[pos].tolist() == [27]  # without the cap the hash is the only anchor
+    top = AnchorSettings().word_tokens
+    assert top == 4
+    capped = word_scores(nll, words, top)
+    assert capped[27] == pytest.approx(14.0) and capped[21] == pytest.approx(15.0)
+    pos, _, _ = surprise_anchors(nll, words, alpha=2.0, top=top)
+    assert words[pos].tolist() == [21, 27] and pos[0] == 21  # the name's first sub-word
+
+
 def _stage_inputs():
     import pyarrow as pa
 

@@ -180,6 +180,42 @@ def test_anchor_word_and_lexical_queries():
     assert lexical_queries("held permit", "", whole) == {"lexical": "held permit"}
 
 
+def test_query_words_are_rare_among_other_chunks_never_the_roots_own():
+    """In a [root, pool] corpus the root's own chunks are counted in the frequencies: a word
+    only the root holds looks rarest by raw count but can find nothing but the root (excluded
+    as self). Counted without them, the query takes words some other chunk holds; ties go to
+    the word the text repeats, then to the earlier one, never to the alphabet."""
+    df = {"woodruff": 3, "apollo": 5, "lunar": 5, "module": 40, "zenith": 2, "crater": 2}
+    own = {"woodruff": 3, "apollo": 1, "lunar": 1, "zenith": 0, "crater": 0}
+    text = "Woodruff flew the lunar module; Apollo Apollo lunar lunar lunar zenith crater"
+    assert rarest_terms(text, df, 2) == "zenith crater"  # tie: first occurrence, not z < c
+    assert rarest_terms(text, df, 4, own) == "zenith crater lunar apollo"
+    assert "woodruff" not in rarest_terms(text, df, 10, own).split()  # only the root's
+
+
+def test_own_chunks_and_their_near_copies_are_not_counted_for_the_roots_query(tmp_path):
+    from lakehouse.retrieval import own_term_counts
+
+    rng = np.random.default_rng(1)
+    v = _unit(rng.normal(size=(4, DIM)))
+    copy = _unit(v[0:1] + 0.01 * rng.normal(size=(1, DIM)))
+    ids = ["root:0", "root:1", "other:0", "mirror:0"]
+    docs = ["root", "root", "other", "mirror"]
+    texts = ["Woodruff commanded the module", "the Woodruff crater", "a lunar module",
+             "Woodruff commanded the module"]
+    index = VectorIndex(str(tmp_path / "db"), DIM)
+    index.sync({"pool/0": "v1"}, lambda k: _table(ids, docs, texts,
+                                                  np.vstack([v[:3], copy])))
+    own = pa.table({"doc_id": ["root", "root"], "chunk_id": ["root:0", "root:1"],
+                    "vector": pa.FixedSizeListArray.from_arrays(pa.array(v[:2].ravel()),
+                                                                DIM)})
+    counts = own_term_counts(index, own, 0.95)
+    # the root's two chunks and the mirror's near-copy: "woodruff" is held by no other chunk
+    assert counts["root"]["woodruff"] == 3 and counts["root"]["module"] == 2
+    df, _ = index.document_frequency(["woodruff", "module", "crater"])
+    assert rarest_terms("Woodruff module crater", df, 3, counts["root"]) == "module"
+
+
 def test_anchor_word_query_is_a_third_list(tmp_path):
     index, qv = _pool(tmp_path)
     anchors = _anchors(["the expedition was led by someone who measured"], ["Quorvath"])
