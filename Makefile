@@ -11,7 +11,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup models demo demo-train ui check test test-fast bench lint clean-lake
+.PHONY: setup models realtext-data demo demo-train ui check test test-fast bench lint clean-lake
 
 setup: $(STAMP) $(DAGSTER_HOME)/dagster.yaml
 
@@ -32,11 +32,11 @@ $(MODELS): | $(STAMP)
 	$(PY) -m models.registry
 
 # The data jobs of orchestration/jobs.py, in one process (elong demo), then what was found.
-demo: setup models
+demo: setup models realtext-data
 	$(ELONG) demo
 
 # The same, then frozen token scores, the configured training runs and their evaluation.
-demo-train: setup models
+demo-train: setup models realtext-data
 	$(ELONG) demo --train
 
 # The Dagster UI on the same instance the demo wrote to (lineage, partitions, automation).
@@ -47,7 +47,7 @@ ui: setup
 check: setup
 	$(VENV)/bin/dg check defs
 
-test: setup models
+test: setup models realtext-data
 	$(PY) -m pytest
 
 test-fast: setup
@@ -58,6 +58,12 @@ bench: setup models
 
 lint: setup
 	$(VENV)/bin/ruff check .
+
+# The gensim 4.4.0 wheel from the package registry: it holds the Wikipedia sample that
+# lakehouse/realtext.py reads (the demo's real-text slice, bench/realtext, tests).
+realtext-data: | $(STAMP)
+	ls .cache/wheels/gensim-4.4.0-*.whl >/dev/null 2>&1 || \
+		$(PY) -m pip download --quiet --no-deps gensim==4.4.0 -d .cache/wheels
 
 clean-lake:
 	rm -rf lake data .dagster
