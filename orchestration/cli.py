@@ -1,7 +1,8 @@
 """`elong`: the few commands around Dagster that the Makefile and users need.
 
   elong demo           write the demo corpora, register them and run the data jobs in one
-                       process, then print what was found (--train: also train and evaluate)
+                       process, one line per run (the full log in $DAGSTER_HOME/logs), then
+                       print what was found (--train: also train and evaluate)
   elong run STAGE...   run jobs of orchestration/jobs.py in order, once per registered key
   elong demo-corpora   write the demo corpora's shard files (deterministic; idempotent)
   elong register       add a partition for every shard (and root shard, and training run)
@@ -37,13 +38,18 @@ class UserError(Exception):
     """A problem the user can fix; printed as one line."""
 
 
-def _instance():
-    import dagster as dg
-
+def _dagster_home() -> Path:
     home = os.environ.get("DAGSTER_HOME")
     if not home or not Path(home, "dagster.yaml").is_file():
         raise UserError(f"DAGSTER_HOME={home or '(unset)'} holds no dagster.yaml: point it at a "
                         "folder with one (`make setup` makes .dagster/ from dagster.yaml)")
+    return Path(home)
+
+
+def _instance():
+    import dagster as dg
+
+    _dagster_home()
     return dg.DagsterInstance.get()
 
 
@@ -172,10 +178,56 @@ def summary(catalog: str, lake: str | None = None) -> str:
     return "\n".join(out)
 
 
+def _shown(path: Path) -> str:
+    """``path`` relative to the working folder when it is below it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def demo_log_path() -> Path:
+    """Where `elong demo` writes the full Dagster log: ``$DAGSTER_HOME/logs/demo-<time>.log``."""
+    return _dagster_home() / "logs" / f"demo-{time.strftime('%Y%m%d-%H%M%S')}.log"
+
+
+def _run_quiet(args: argparse.Namespace, stages, log_path: Path, start: float):
+    """Run the stages as :func:`_run` does, one line per run on the screen and everything
+    else in ``log_path``; returns the failed run's outcome, or None."""
+    from orchestration import progress
+
+    with _instance() as instance:
+        register(args.config, instance)
+        runs = progress.plan(instance, stages)
+        jobs = [job for job, _ in runs]
+        print(f"{len(runs)} Dagster runs: " + ", ".join(
+            job + (f" x{jobs.count(job)}" if jobs.count(job) > 1 else "")
+            for job in dict.fromkeys(jobs)))
+        with progress.log_to_file(log_path) as handler:
+            from orchestration.definitions import build_definitions
+
+            defs = build_definitions(str(args.config) if args.config else None)
+            outcomes = progress.run_all(defs, instance, runs, handler, start,
+                                        live=sys.stdout.isatty())
+    return next((o for o in outcomes if not o.success), None)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    log_path = demo_log_path()
+    log = _shown(log_path)
+    print(f"elong demo: the full Dagster log (every event, DEBUG included) goes to {log}")
     cmd_demo_corpora(args)
-    _run(args, DATA_STAGES + (TRAIN_STAGES if args.train else ()))
+    failed = _run_quiet(args, DATA_STAGES + (TRAIN_STAGES if args.train else ()), log_path,
+                        start)
+    if failed is not None:
+        run = f" (run {failed.run_id})" if failed.run_id else ""
+        print(f"elong demo: {failed.job}{' ' + failed.key if failed.key else ''} failed{run}:",
+              file=sys.stderr)
+        for line in failed.errors or ["(no error recorded: see the log)"]:
+            print(f"  {line}", file=sys.stderr)
+        print(f"the full log: {log}", file=sys.stderr)
+        return 1
     catalog, lake = _catalog(args)
     print()
     print(summary(catalog, lake))
@@ -188,6 +240,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print("UI:      make ui   (then open http://127.0.0.1:3000)")
     print(f"SQL:     .venv/bin/python -m duckdb -readonly {catalog}  "
           "(or: .venv/bin/elong queries)")
+    print(f"Log:     {log}  (every Dagster event of the runs)")
     return 0
 
 
