@@ -5,24 +5,35 @@ Two rules over the scores of one (document, chunk) pass (models.verification):
 * ``delta_i`` (the paper): keep (anchor, chunk) when dI = (H - H') / H > epsilon at the
   anchor token.
 * ``span`` (default): judge what the chunk explains over *entities*, not single tokens. An
-  entity is a run of consecutive words each of which the scorer found surprising alone
-  (their tokens' gold NLL summing to at least ``min_word_nll`` nats). The chunk explains
-  an entity when it removes at least ``min_gain`` nats of the NLL of the entity's *rare*
-  words (the pointwise mutual information between chunk and entity; a word is rare when
-  at most ``rare_max_docs`` documents, or ``rare_max_share`` of the corpus, hold it) and
-  at least ``min_relative_gain`` of it. A pass with such an entity is a dependency; in it,
-  weaker entities (words of ``secondary_word_nll`` nats, ``secondary_gain`` nats removed:
-  a year, a short code) are kept too, as the same source explains them.
-  Why: on free prose the per-token rule passes same-topic look-alikes at most facts (they
-  share the template's words and the names' sub-words, so *some* token's entropy falls by
-  40%), and a true source also lowers 13-46% of ordinary tokens by that much. The true
-  source removes tens of nats from a name or code; a look-alike removes a few from one
-  word of it (a shared first name), which is a small share of the entity. Reading every
-  position of the pass, not only anchors, also finds entities no anchor landed on, once
-  any anchor of the document retrieved the chunk. Rare words: a chunk that shares a
-  template or a topic with the root explains the template's phrases ("nothing beats
-  mushroom stew") by as many nats as a name; such phrases are in many documents, a name
-  that only a source explains is in few.
+  entity is a run of consecutive words each of which the scorer found surprising alone:
+  its tokens' gold NLL sum to at least the ``word_quantile`` quantile of the per-word NLL
+  of the roots being decided (thresholds are the scorer's own distribution on the corpus
+  being run, resolved to nats and recorded as ``thresholds``: a word of 8 nats is rare for
+  SmolLM2 on planted logs, common for it on Wikipedia, and rarer still for a larger model).
+  The chunk explains an entity when
+
+  - it removes at least ``gain_factor`` word thresholds of NLL from the entity's *rare*
+    words (a word is rare when at most ``rare_max_docs`` documents, or ``rare_max_share``
+    of the corpus, hold it) and at least ``min_relative_gain`` of their NLL;
+  - it does not make the *rest of the root* less predictable (``priming: rest``): any chunk
+    holding the entity's surface word cuts that word's NLL, whatever it means (a homonym in
+    a tennis report cuts Apollo 11's "Woodruff" by more nats than Apollo 11's own article);
+    the same pass scores every other token of the root, and a chunk that explains the root
+    lowers their NLL where one that merely mentions the word raises it (bench.realtext);
+  - among the root's candidates that explain the same entity, it removes at least
+    ``comparative`` of what the best one removes: a chunk whose names share sub-words with
+    the answer removes a fraction of it, and is not kept beside the chunk that gives it.
+
+  A pass with such an entity is a dependency; in it, weaker entities (words at the
+  ``secondary_quantile``, ``secondary_gain_factor`` of that threshold removed: a year, a
+  short code) are kept too, as the same source explains them.
+  Why entities: on free prose the per-token rule passes same-topic look-alikes at most
+  facts (they share the template's words and the names' sub-words, so *some* token's
+  entropy falls by 40%), and a true source also lowers 13-46% of ordinary tokens by that
+  much. Reading every position of the pass, not only anchors, also finds entities no anchor
+  landed on, once any anchor of the document retrieved the chunk. Rare words: a chunk that
+  shares a template or a topic with the root explains the template's phrases ("nothing
+  beats mushroom stew") by as many nats as a name; such phrases are in many documents.
 
 Copies (lakehouse.copies) are classified on every row and dropped by default
 (``copies: drop``): verbatim context or an anchor inside recurring text is the same text,
@@ -83,11 +94,19 @@ class DecisionSettings(BaseModel):
     epsilon: float = Field(0.4, ge=0)  # delta_i rule: keep when dI > epsilon
     correctness_aware: bool = False  # delta_i rule: also require the gold NLL to fall
     off_keep_top: int = Field(1, gt=0)  # mode off: candidates kept per anchor, by rank
-    min_word_nll: float = Field(8.0, ge=0)  # span rule: a word is surprising alone (nats)
-    min_gain: float = Field(16.0, ge=0)  # span rule: nats of an entity's NLL the chunk removes
-    min_relative_gain: float = Field(0.5, ge=0, le=1)  # span rule: share of it removed
-    secondary_word_nll: float = Field(3.0, ge=0)  # span rule, in an accepted pass: weaker
-    secondary_gain: float = Field(3.0, ge=0)  # entities (a year) kept at these thresholds
+    # span rule thresholds, relative to the scorer's own distribution: quantiles of the NLL
+    # of every word of the roots being decided (one root shard), resolved to nats per run
+    # and recorded in the stage's metadata (``thresholds``)
+    word_quantile: float = Field(0.97, gt=0, lt=1)  # an entity word is this surprising alone
+    gain_factor: float = Field(1.0, ge=0)  # the chunk removes this many entity-word
+    # thresholds of NLL from the entity's rare words
+    min_relative_gain: float = Field(0.5, ge=0, le=1)  # ... and this share of their NLL
+    secondary_quantile: float = Field(0.85, gt=0, lt=1)  # in an accepted pass, weaker
+    secondary_gain_factor: float = Field(1.0, ge=0)  # entities (a year) at these thresholds
+    priming: Literal["rest", "off"] = "rest"  # rest: an entity counts as explained only when
+    # the chunk does not raise the NLL of the rest of the root (explaining, not priming)
+    comparative: float = Field(0.5, ge=0, le=1)  # an entity is kept from a chunk only when
+    # it removes at least this share of what the root's best candidate removes from it
     rare_max_docs: int = Field(5, ge=1)  # span rule: a word in at most this many documents
     rare_max_share: float = Field(0.001, ge=0, le=1)  # ... or this share of them is rare
     copies: Literal["drop", "keep"] = "drop"  # copy rows: never kept, or kept as they pass
@@ -118,6 +137,7 @@ class Entity:
     head: int  # the token whose NLL the chunk cut most
     gain: float  # nats of NLL removed over the entity
     relative: float  # gain / the entity's NLL alone
+    rest: float = float("nan")  # nats removed over the rest of the root (may be < 0)
 
 
 def entities(nll: np.ndarray, nll_prime: np.ndarray, words: np.ndarray,
@@ -154,9 +174,106 @@ def entities(nll: np.ndarray, nll_prime: np.ndarray, words: np.ndarray,
         use = np.ones(e + 1 - k, bool) if rare is None else np.asarray(rare[sel], bool)
         gain, total = float(f[sel][use].sum()), float(s[sel][use].sum())
         out.append(Entity(a, b, a + int(np.argmax(fall[a:b])), gain,
-                          gain / total if total > 0 else 0.0))
+                          gain / total if total > 0 else 0.0,
+                          float(f.sum() - f[sel].sum())))
         k = e + 1
     return out
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The span rule's thresholds in nats, resolved on the roots being decided."""
+
+    word_nll: float
+    gain: float
+    secondary_nll: float
+    secondary_gain: float
+    words: int  # words the quantiles were taken over
+
+    def as_dict(self) -> dict:
+        return {"word_nll": self.word_nll, "gain": self.gain,
+                "secondary_nll": self.secondary_nll, "secondary_gain": self.secondary_gain,
+                "words": self.words}
+
+
+def shard_thresholds(passes: Sequence[PassLike], words_of: Mapping[str, np.ndarray],
+                     settings: DecisionSettings) -> Thresholds:
+    """Quantiles of the per-word NLL (the scorer's, without any chunk) over every word of the
+    roots in ``passes``: what "surprising" and "explained" mean for this scorer on this text.
+
+    Why not nats: a word of 8 nats is rare for SmolLM2 on planted logs and common for it on
+    Wikipedia; a larger model spends fewer nats everywhere. A quantile of the run's own
+    distribution means the same for every scorer and corpus. Each root's baseline is read
+    off its pass that covers most positions (all passes of a root share it).
+    """
+    base: dict[str, PassLike] = {}
+    for p in passes:
+        if p.doc_id not in base or len(p.positions) > len(base[p.doc_id].positions):
+            base[p.doc_id] = p
+    sums = []
+    for d, p in base.items():
+        words = words_of[d]
+        g = np.full(len(words), np.nan)
+        g[p.positions] = p.nll
+        ok = np.isfinite(g)
+        n_words = int(words.max()) + 1
+        s = np.bincount(words, weights=np.where(ok, g, 0.0), minlength=n_words)
+        has = np.bincount(words, weights=ok.astype(np.float64), minlength=n_words) > 0
+        sums.append(s[has])
+    allw = np.concatenate(sums) if sums else np.zeros(0)
+    if allw.size == 0:
+        return Thresholds(np.inf, np.inf, np.inf, np.inf, 0)
+    word, sec = np.quantile(allw, [settings.word_quantile, settings.secondary_quantile])
+    return Thresholds(float(word), float(settings.gain_factor * word), float(sec),
+                      float(settings.secondary_gain_factor * sec), int(allw.size))
+
+
+@dataclass
+class JudgedPass:
+    """What one (document, chunk) pass explains, before the comparison between chunks."""
+
+    doc: str
+    strong: list[Entity]  # entities the chunk explains at the strong thresholds
+    secondary: list[Entity]  # with a strong one: weaker entities it explains too
+    entities: list[Entity]  # every entity at the secondary thresholds (rows' spans)
+    full: dict[str, np.ndarray]  # the pass's arrays over the whole document
+
+
+def _explains(e: Entity, gain: float, settings: DecisionSettings) -> bool:
+    """The chunk removes enough of the entity's NLL, and (``priming: rest``) does not make
+    the rest of the root less predictable: a chunk that only repeats the entity's surface
+    word (a homonym in an unrelated article) cuts the word's NLL as much as an explanation
+    does, but it raises the NLL of the root's other tokens (bench.realtext)."""
+    return (e.gain >= gain and e.relative >= settings.min_relative_gain
+            and (settings.priming == "off" or e.rest >= 0))
+
+
+def judge_pass(p: PassLike, words: np.ndarray, rare: np.ndarray, th: Thresholds,
+               settings: DecisionSettings, classify) -> JudgedPass:
+    """The entities pass ``p`` explains (``classify(doc, token, chunk)`` -> (class, why))."""
+    m = len(words)
+    full = {k: np.full(m, np.nan, np.float64) for k in ("g", "g2", "h", "h2")}
+    full["cs"] = np.zeros(m, np.int64)
+    for key, arr in (("g", p.nll), ("g2", p.nll_prime), ("h", p.h), ("h2", p.h_prime),
+                     ("cs", p.context_start)):
+        full[key][p.positions] = arr
+    strong = [e for e in entities(full["g"], full["g2"], words, th.word_nll, rare)
+              if _explains(e, th.gain, settings)
+              and (settings.copies == "keep"
+                   or classify(p.doc_id, e.head, p.chunk_id)[0] == INFORMATIVE)]
+    ents = entities(full["g"], full["g2"], words, th.secondary_nll, rare) if strong else []
+    secondary = [e for e in ents if _explains(e, th.secondary_gain, settings)]
+    return JudgedPass(p.doc_id, strong, secondary, ents, full)
+
+
+def best_gains(judged: Sequence[JudgedPass]) -> dict[tuple[str, int, int], float]:
+    """(document, entity start, end) -> the largest gain any chunk's pass has on it."""
+    best: dict[tuple[str, int, int], float] = {}
+    for j in judged:
+        for e in j.strong + j.secondary:
+            key = (j.doc, e.start, e.end)
+            best[key] = max(best.get(key, 0.0), e.gain)
+    return best
 
 
 def _nan_none(x: float) -> float | None:
@@ -212,7 +329,8 @@ def _classify(inp: DecideInputs, doc: str, t: int, chunk: str, k: int) -> tuple[
 
 def decide(inp: DecideInputs, rows: Mapping[str, np.ndarray], passes: Sequence[PassLike],
            settings: DecisionSettings = DEFAULT_DECISION,
-           truth: Sequence[Mapping] | None = None) -> tuple[pa.Table, dict]:
+           truth: Sequence[Mapping] | None = None, thresholds: Thresholds | None = None
+           ) -> tuple[pa.Table, dict]:
     """The decision stage: the verified_dependencies table and its statistics.
 
     ``rows``/``passes``: models.verification.Verification.rows/.passes for the candidates
@@ -220,6 +338,8 @@ def decide(inp: DecideInputs, rows: Mapping[str, np.ndarray], passes: Sequence[P
     class and decision; with the span rule, an entity the chunk explains that no anchor of
     the pair lies in adds a row at its head token (``origin: span``). ``truth``: planted
     ground truth rows, for planted quality and the sample table's `true source` column.
+    ``thresholds``: the span rule's thresholds in nats, fixed (default: ``shard_thresholds``
+    of the passes, the scorer's distribution on these roots).
     """
     cand = inp.candidates
     docs = [str(d) for d in cand["doc_id"]]
@@ -265,46 +385,39 @@ def decide(inp: DecideInputs, rows: Mapping[str, np.ndarray], passes: Sequence[P
         by_pair: dict[tuple[str, str], list[int]] = {}
         for i, (d, c) in enumerate(zip(docs, chunk_ids, strict=True)):
             by_pair.setdefault((d, c), []).append(i)
-        words_of: dict[str, np.ndarray] = {}
-        rare_of: dict[str, np.ndarray] = {}
+        words_of = {d: word_ids(inp.texts[d], *inp.offsets[d])
+                    for d in sorted({p.doc_id for p in passes})}
         max_docs = max(settings.rare_max_docs, int(settings.rare_max_share * inp.n_docs))
-        for p in passes:
+        rare_of = {d: rare_words(inp.texts[d], *inp.offsets[d], w, inp.doc_frequency,
+                                 max_docs) for d, w in words_of.items()}
+        if thresholds is None:
+            thresholds = shard_thresholds(passes, words_of, settings)
+        judged = [judge_pass(p, words_of[p.doc_id], rare_of[p.doc_id], thresholds, settings,
+                             lambda d, t, c: _classify(inp, d, t, c, settings.copy_context))
+                  for p in passes]
+        best = best_gains(judged)
+        for p, j in zip(passes, judged, strict=True):
             d, c = p.doc_id, p.chunk_id
-            if d not in words_of:
-                words_of[d] = word_ids(inp.texts[d], *inp.offsets[d])
-            m = len(words_of[d])
-            full = {k: np.full(m, np.nan, np.float64) for k in ("g", "g2", "h", "h2")}
-            full["cs"] = np.zeros(m, np.int64)
-            for key, arr in (("g", p.nll), ("g2", p.nll_prime), ("h", p.h),
-                             ("h2", p.h_prime), ("cs", p.context_start)):
-                full[key][p.positions] = arr
-            if d not in rare_of:
-                rare_of[d] = rare_words(inp.texts[d], *inp.offsets[d], words_of[d],
-                                        inp.doc_frequency, max_docs)
-            strong = [e for e in entities(full["g"], full["g2"], words_of[d],
-                                          settings.min_word_nll, rare_of[d])
-                      if e.gain >= settings.min_gain
-                      and e.relative >= settings.min_relative_gain
-                      and (settings.copies == "keep" or _classify(
-                          inp, d, e.head, c, settings.copy_context)[0] == INFORMATIVE)]
+            strong = [e for e in j.strong if e.gain >= settings.comparative * best[d, e.start,
+                                                                                     e.end]]
             accepted_pairs += bool(strong)
-            ents = entities(full["g"], full["g2"], words_of[d], settings.secondary_word_nll,
-                            rare_of[d]) if strong else []
-            good = [e for e in ents if e.gain >= settings.secondary_gain
-                    and e.relative >= settings.min_relative_gain]
+            good = [e for e in j.secondary if e.gain >= settings.comparative * best.get(
+                (d, e.start, e.end), e.gain)] if strong else []
+            good_spans = {(e.start, e.end) for e in good}
             idx = by_pair.get((d, c), [])
             covered = set()
-            for e in ents:
+            for e in j.entities:
                 inside = [i for i in idx if e.start <= positions[i] < e.end]
                 for i in inside:
                     span[i] = (e.start, e.end)
                     gain[i], rel[i] = e.gain, e.relative
-                    passed[i] = e in good
-                if inside and e in good:
-                    covered.add(e)
+                    passed[i] = (e.start, e.end) in good_spans
+                if inside and (e.start, e.end) in good_spans:
+                    covered.add((e.start, e.end))
             first = idx[0] if idx else None
+            full = j.full
             for e in good:
-                if e in covered or first is None:
+                if (e.start, e.end) in covered or first is None:
                     continue
                 t = e.head
                 cl, why = _classify(inp, d, t, c, settings.copy_context)
@@ -350,6 +463,8 @@ def decide(inp: DecideInputs, rows: Mapping[str, np.ndarray], passes: Sequence[P
     stats = dependency_stats(out)
     stats["pairs"] = len({(r["doc_id"], r["chunk_id"]) for r in out})
     stats["pairs_accepted"] = accepted_pairs
+    if thresholds is not None and on and settings.rule == "span":
+        stats["thresholds"] = thresholds.as_dict()
     if truth:
         from lakehouse.planted_eval import kept_row_targets, planted_quality
 

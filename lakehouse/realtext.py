@@ -600,6 +600,16 @@ def read_dump(stream) -> tuple[list[WikiPage], dict[str, str]]:
     return pages, redirects
 
 
+@cache
+def read_wheel_dump(path: str, size: int, mtime_ns: int
+                    ) -> tuple[list[WikiPage], dict[str, str]]:
+    """The parsed dump inside the wheel at ``path``, parsed once per process and file
+    version (``size``, ``mtime_ns``): the demo writes its roots and its pool from it, and
+    parsing takes most of the time of ``wikipedia``."""
+    with zipfile.ZipFile(path) as zf, zf.open(GENSIM_DUMP) as raw, bz2.open(raw) as stream:
+        return read_dump(stream)
+
+
 def wikipedia(max_words: int = 900, min_words: int = 60,
               wheel: str | Path | None = None) -> RealCorpus:
     """The Wikipedia sample of the gensim wheel cut into parts, with its wikilinks.
@@ -607,9 +617,9 @@ def wikipedia(max_words: int = 900, min_words: int = 60,
     A link names the documents an article links to (redirects resolved, only articles of
     the sample, never itself).
     """
-    path = gensim_wheel(wheel)
-    with zipfile.ZipFile(path) as zf, zf.open(GENSIM_DUMP) as raw, bz2.open(raw) as stream:
-        pages, redirects = read_dump(stream)
+    path = gensim_wheel(wheel).resolve()
+    stat = path.stat()
+    pages, redirects = read_wheel_dump(str(path), stat.st_size, stat.st_mtime_ns)
     titles = {p.title for p in pages}
     links = {p.title: {t for t in (_resolve(x, redirects) for x in p.links) if t in titles}
              for p in pages}

@@ -97,3 +97,33 @@ def test_ground_truth_char_spans_map_to_token_spans_of_the_scorer_tokenizer(smol
         assert end > start
         decoded = tokenizer.decode(enc["input_ids"][start:end]).strip()
         assert decoded == row["surface"]
+
+
+def test_wikipedia_slice_writes_roots_apart_from_their_articles_other_parts(tmp_path):
+    """The demo's real-text slice: the roots (later parts of real articles) in one corpus,
+    every other part of the chosen articles in the pool corpus, and each part's article and
+    links beside the shards (what tells an own-article chunk from another)."""
+    from lakehouse import realtext
+    from lakehouse.demo import NATURAL_CONTEXT_FILE
+
+    try:
+        realtext.gensim_wheel()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    opts = {"kind": "wikipedia", "roots": ["Apollo 11/2"], "max_words": 300}
+    roots = CorpusSpec("wikipedia", str(tmp_path / "roots"), demo={**opts, "part": "roots"})
+    pool = CorpusSpec("wikipedia-pool", str(tmp_path / "pool"),
+                      demo={**opts, "part": "pool", "articles": ["Apollo 11", "Apollo 8"]})
+    write_demo_corpus(roots)
+    write_demo_corpus(pool)
+    r = pq.read_table(tmp_path / "roots" / "shard-00000.parquet").to_pylist()
+    p = pq.read_table(tmp_path / "pool" / "shard-00000.parquet").to_pylist()
+    assert [x["id"] for x in r] == ["apollo-11/002"] and r[0]["article"] == "Apollo 11"
+    assert "apollo-11/002" not in {x["id"] for x in p}
+    assert {"Apollo 11", "Apollo 8"} == {x["article"] for x in p}
+    assert all(len(x["text"].split()) <= 300 for x in r + p)
+    ctx = pq.read_table(tmp_path / "pool" / NATURAL_CONTEXT_FILE).to_pylist()
+    assert {c["id"] for c in ctx} == {x["id"] for x in p}
+    with pytest.raises(ValueError, match="names no part"):
+        write_demo_corpus(CorpusSpec("w", str(tmp_path / "bad"),
+                                     demo={**opts, "roots": ["Apollo 11/999"]}))

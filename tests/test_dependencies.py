@@ -9,10 +9,11 @@ import pytest
 from lakehouse.dependencies import (
     DecideInputs,
     DecisionSettings,
-    decide,
+    Thresholds,
     dependency_stats,
     entities,
 )
+from lakehouse.dependencies import decide as _decide
 from lakehouse.tables import VERIFIED_DEPENDENCIES
 from models.verification import PassScores
 
@@ -23,6 +24,14 @@ TEXT = "".join(PIECES)
 IDS = np.arange(10, 10 + len(PIECES), dtype=np.int32)
 NLL = np.array([NAN, 2, 9, 10, 8, 1, 1, 3, 1, 2, 1, 1, 1], np.float64)
 WORDS = np.array([0, 1, 2, 3, 3, 4, 5, 6, 7, 8, 9, 10, 11])
+
+
+# the nats these hand-made scores were written for (on a real shard, quantiles of its words)
+FIXED = Thresholds(word_nll=8.0, gain=16.0, secondary_nll=3.0, secondary_gain=3.0, words=0)
+
+
+def decide(*args, **kw):
+    return _decide(*args, thresholds=kw.pop("thresholds", FIXED), **kw)
 
 
 def _offsets():
@@ -236,3 +245,51 @@ def test_planted_quality_counts_a_root_that_kept_nothing_against_recall():
     assert q["planted_verified_span_recall"] == 0.5 and q["planted_verified_pair_recall"] == 0.5
     assert q["planted_roots"] == 2
     assert planted_quality(truth, {"c": offsets["a"]}, rows, 1) == {}  # no root of its own
+
+
+def test_thresholds_are_quantiles_of_the_scorers_own_word_nll():
+    """The same rule on another scorer: shift every NLL (a model that spends more nats on
+    everything) and the thresholds move with it, so the same words are entities."""
+    from lakehouse.anchors import word_ids
+    from lakehouse.dependencies import shard_thresholds
+
+    words = {"d": word_ids(TEXT, *_offsets())}
+    s = DecisionSettings()
+    th = shard_thresholds([_pass("src", NLL)], words, s)
+    sums = np.array([2, 9, 18, 1, 1, 3, 1, 2, 1, 1, 1], np.float64)  # words 1..11 (0 unread)
+    assert th.words == 11
+    assert th.word_nll == pytest.approx(np.quantile(sums, s.word_quantile))
+    assert th.secondary_nll == pytest.approx(np.quantile(sums, s.secondary_quantile))
+    assert th.gain == pytest.approx(s.gain_factor * th.word_nll)
+    doubled = PassScores("d", "src", np.arange(1, len(PIECES)), *(
+        2 * x for x in (np.full(12, 3.0), NLL[1:], np.full(12, 3.0), NLL[1:])),
+        np.zeros(12, np.int64))
+    th2 = shard_thresholds([doubled], words, s)
+    assert th2.word_nll == pytest.approx(2 * th.word_nll)
+    table, stats = _decide(_inputs(CANDS), *_rows_and_passes(), DecisionSettings())
+    assert stats["thresholds"]["word_nll"] == pytest.approx(th.word_nll)
+
+
+def test_a_chunk_that_only_primes_the_word_is_not_kept():
+    """Two chunks cut the name's NLL alike; one also makes the rest of the root more
+    predictable (its own article), the other less (a homonym elsewhere): only the first
+    explains it. With priming: off both pass."""
+    rows, passes = _rows_and_passes()
+    worse = {t: NLL[t] + 0.5 for t in (1, 5, 6, 7, 8)}  # the rest of the root: +2.5 nats
+    passes[1] = _pass("look", _after({2: 0.5, 3: 0.5, 4: 0.5, **worse}))
+    table, _ = decide(_inputs(CANDS), rows, passes, DecisionSettings())
+    kept = {r["chunk_id"] for r in table.to_pylist() if r["verified"]}
+    assert kept == {"src"}
+    table, _ = decide(_inputs(CANDS), rows, passes, DecisionSettings(priming="off"))
+    assert {r["chunk_id"] for r in table.to_pylist() if r["verified"]} == {"src", "look"}
+
+
+def test_among_chunks_that_explain_an_entity_only_those_near_the_best_are_kept():
+    """A look-alike whose name shares sub-words removes 17 of the 25.5 nats the source
+    removes (enough alone): kept at comparative 0.5, not at 0.8; the source always."""
+    rows, passes = _rows_and_passes()
+    passes[1] = _pass("look", _after({2: 8.5, 3: 1.0, 4: 0.5}))  # 17 nats, 0.63 of 27
+    for share, expected in ((0.5, {"src", "look"}), (0.8, {"src"})):
+        table, _ = decide(_inputs(CANDS), rows, passes,
+                          DecisionSettings(comparative=share))
+        assert {r["chunk_id"] for r in table.to_pylist() if r["verified"]} == expected

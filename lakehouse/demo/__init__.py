@@ -141,7 +141,59 @@ def write_realistic(spec: CorpusSpec) -> list[str]:
     return written
 
 
-WRITERS = {"planted": write_planted, "pystdlib": write_pystdlib, "realistic": write_realistic}
+WIKIPEDIA_KEYS = {"kind", "part", "roots", "articles", "max_words", "n_shards"}
+NATURAL_CONTEXT_FILE = "_meta/natural_context.parquet"
+
+
+def write_wikipedia(spec: CorpusSpec) -> list[str]:
+    """A slice of the real Wikipedia sample (lakehouse.realtext, the gensim wheel's dump):
+    ``part: roots`` writes the ``roots`` (``"Title/index"``: later parts of articles, cut at
+    ``max_words``), ``part: pool`` every other part of the ``articles``. Beside the shards,
+    ``_meta/natural_context.parquet`` names each part's article and the articles it links to,
+    so that a kept chunk can be told apart as a part of the root's own article, of one it
+    links to, or of another."""
+    from lakehouse import realtext
+
+    opts = spec.demo
+    unknown = set(opts) - WIKIPEDIA_KEYS
+    if unknown:
+        raise ValueError(f"corpus {spec.name}: unknown wikipedia demo keys {sorted(unknown)}; "
+                         f"known: {sorted(WIKIPEDIA_KEYS)}")
+    part = opts.get("part", "roots")
+    if part not in ("roots", "pool"):
+        raise ValueError(f"corpus {spec.name}: wikipedia demo part must be roots or pool")
+    real = realtext.wikipedia(max_words=int(opts.get("max_words", 900)))
+    by_title = {d: real.parts_of(d) for d in real.documents()}
+    roots = set()
+    for ref in opts.get("roots", []):
+        title, _, index = str(ref).rpartition("/")
+        if title not in by_title or not index.isdigit() or int(index) >= len(by_title[title]):
+            raise ValueError(f"corpus {spec.name}: root {ref!r} names no part of the sample "
+                             f"(articles: {', '.join(sorted(by_title)[:8])}, ...)")
+        roots.add(by_title[title][int(index)].source_id)
+    if part == "roots":
+        chosen = [p for d in by_title for p in by_title[d] if p.source_id in roots]
+    else:
+        articles = opts.get("articles", [])
+        missing = [a for a in articles if a not in by_title]
+        if missing:
+            raise ValueError(f"corpus {spec.name}: articles {missing} are not in the sample")
+        chosen = [p for a in articles for p in by_title[a] if p.source_id not in roots]
+    rows = [{"id": p.source_id, "text": p.text, "article": p.document, "heading": p.heading}
+            for p in chosen]
+    schema = pa.schema([("id", pa.string()), ("text", pa.string()), ("article", pa.string()),
+                        ("heading", pa.string())])
+    written = [write_parquet(pa.Table.from_pylist(shard, schema=schema),
+                             join(spec.uri, f"shard-{i:05d}.parquet"))
+               for i, shard in enumerate(_split(rows, int(opts.get("n_shards", 1))))]
+    context = pa.table({"id": [r["id"] for r in rows], "article": [r["article"] for r in rows],
+                        "links": [sorted(real.links.get(r["article"], ())) for r in rows]})
+    write_parquet(context, join(spec.uri, NATURAL_CONTEXT_FILE))
+    return written
+
+
+WRITERS = {"planted": write_planted, "pystdlib": write_pystdlib, "realistic": write_realistic,
+           "wikipedia": write_wikipedia}
 
 
 def write_demo_corpus(spec: CorpusSpec) -> list[str]:
