@@ -74,3 +74,18 @@ def classify_rows(doc_index: Sequence[int], positions: Sequence[int],
             classes[i] = COPY
             reasons[i] = "+".join(why)
     return classes, reasons
+
+
+def copied_positions(doc: np.ndarray, chunk: np.ndarray, k: int) -> np.ndarray:
+    """Bool per position of ``doc``: ``context_copied`` at every position, i.e. the chunk
+    holds the position's token with the ``k`` tokens before it (clipped at the start)."""
+    doc = np.asarray(doc, np.int64)
+    chunk = np.asarray(chunk, np.int64)
+    out = np.zeros(len(doc), bool)
+    if len(chunk) <= k or len(doc) == 0:
+        return np.array([context_copied(doc, t, chunk, k) for t in range(len(doc))], bool)
+    grams = {tuple(chunk[i:i + k + 1].tolist()) for i in range(len(chunk) - k)}
+    for t in range(len(doc)):
+        out[t] = (tuple(doc[t - k:t + 1].tolist()) in grams if t >= k
+                  else context_copied(doc, t, chunk, k))
+    return out

@@ -151,7 +151,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary(catalog: str, lake: str | None = None) -> str:
+def summary(catalog: str, lake: str | None = None, real_corpora: list[str] | None = None
+            ) -> str:
     """What a newcomer wants to see after the demo: planted quality, three dependencies as
     text, packing statistics."""
     out = []
@@ -173,9 +174,46 @@ def summary(catalog: str, lake: str | None = None) -> str:
                 f"     H {hh} (dI {di}), {gain} nats of NLL removed, {cls}{truth}"]
     if not deps:
         out.append("  (none kept)")
+    if real_corpora:
+        out += [""] + real_text_summary(catalog, lake, real_corpora)
     cols, rows = query(catalog, "SELECT * FROM packing_stats", lake)
     out += ["", "Packed datasets:", _format_table(cols, rows)]
     return "\n".join(out)
+
+
+def real_text_summary(catalog: str, lake: str | None, corpora: list[str]) -> list[str]:
+    """Kept dependencies of the real-text roots (their corpora have no planted truth): the
+    root part, the part the chunk comes from, whether that is the root's own article (the
+    part ids are "<article>/<part>"), and the figures."""
+    names = ", ".join("'" + c.replace("'", "''") + "'" for c in corpora)
+    _, deps = query(catalog, f"""
+        SELECT rd.source_id, cd.source_id, k.root_context, k.chunk_start, v.nll, v.nll_prime,
+               k.gain_nats, k.h_to_h_prime
+        FROM kept_dependency_samples k
+        JOIN docs rd ON rd.doc_id = k.doc_id JOIN docs cd ON cd.doc_id = k.chunk_doc_id
+        JOIN verified_dependencies v ON v.doc_id = k.doc_id AND v.position = k.position
+             AND v.chunk_id = k.chunk_id AND v.verified
+        WHERE rd.corpus IN ({names}) AND k.per_root <= 2
+        ORDER BY rd.source_id, k.gain_nats DESC NULLS LAST LIMIT 4""", lake)
+    _, counts = query(catalog, f"""
+        SELECT count(DISTINCT v.doc_id), count(*) FILTER (WHERE v.verified),
+               count(*) FILTER (WHERE v.verified AND split_part(rd.source_id, '/', 1)
+                                = split_part(cd.source_id, '/', 1))
+        FROM verified_dependencies v JOIN docs rd ON rd.doc_id = v.doc_id
+        JOIN docs cd ON cd.doc_id = v.chunk_doc_id WHERE rd.corpus IN ({names})""", lake)
+    roots, kept, own = counts[0] if counts else (0, 0, 0)
+    out = [f"Real text ({', '.join(corpora)}): {roots} root part(s), {kept} kept row(s), "
+           f"{own} from the root's own article:"]
+    for i, (root, part, ctx, chunk, nll, nll2, gain, hh) in enumerate(deps, 1):
+        same = root.split("/")[0] == part.split("/")[0]
+        where = "a part of the root's own article" if same else "another article"
+        out += [f"  {i}. root {root}:  {' '.join(ctx.split())}",
+                f"     chunk of {part} ({where}): {' '.join(chunk.split())}",
+                f"     NLL {nll:.2f} -> {nll2:.2f} at the judged word, {gain} nats removed "
+                f"over it, H {hh}"]
+    if not deps:
+        out.append("  (none kept)")
+    return out
 
 
 def _shown(path: Path) -> str:
@@ -229,8 +267,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"the full log: {log}", file=sys.stderr)
         return 1
     catalog, lake = _catalog(args)
+    config = load_config(args.config)
+    real = [c.name for c in config.corpora
+            if c.demo.get("kind") == "wikipedia" and "root" in c.roles]
     print()
-    print(summary(catalog, lake))
+    print(summary(catalog, lake, real))
     if args.train:
         cols, rows = query(catalog, "SELECT * FROM run_comparison", lake)
         print("\nTraining runs (a 2-layer model for a few steps on CPU: a smoke test of the "

@@ -157,3 +157,16 @@ def test_document_frequencies_count_each_word_once_per_document_and_sum_shards()
     assert normalize_term(" Marta,") == "marta"
     assert df[unit_hash("marta")] == 2 and df[unit_hash("bridge")] == 2
     assert df[unit_hash("quorvath")] == 1 and df[unit_hash("the")] == 2
+
+
+def test_copied_positions_marks_every_position_whose_context_the_chunk_repeats():
+    from lakehouse.copies import context_copied, copied_positions
+
+    rng = np.random.default_rng(0)
+    doc = rng.integers(0, 50, 60)
+    chunk = np.concatenate([rng.integers(50, 99, 10), doc[20:40], rng.integers(50, 99, 5)])
+    got = copied_positions(doc, chunk, 8)
+    assert got.tolist() == [context_copied(doc, t, chunk, 8) for t in range(len(doc))]
+    assert got[28:40].all() and not got[8:28].any() and not got[40:].any()
+    assert copied_positions(doc, chunk[:5], 8).tolist() == [
+        context_copied(doc, t, chunk[:5], 8) for t in range(len(doc))]

@@ -271,25 +271,28 @@ def test_thresholds_are_quantiles_of_the_scorers_own_word_nll():
 
 
 def test_a_chunk_that_only_primes_the_word_is_not_kept():
-    """Two chunks cut the name's NLL alike; one also makes the rest of the root more
-    predictable (its own article), the other less (a homonym elsewhere): only the first
-    explains it. With priming: off both pass."""
+    """Two chunks cut the name's NLL alike; one leaves the rest of the root as it was, the
+    other (a homonym in another article) makes it less predictable: only the first explains
+    the root, whether judged over the whole root against the best candidate (priming: root,
+    the default) or by the sign of the rest (rest). With priming: off both pass."""
     rows, passes = _rows_and_passes()
-    worse = {t: NLL[t] + 0.5 for t in (1, 5, 6, 7, 8)}  # the rest of the root: +2.5 nats
+    worse = {t: NLL[t] + 1.5 for t in (1, 5, 6, 7, 8)}  # the rest of the root: +7.5 nats
     passes[1] = _pass("look", _after({2: 0.5, 3: 0.5, 4: 0.5, **worse}))
-    table, _ = decide(_inputs(CANDS), rows, passes, DecisionSettings())
-    kept = {r["chunk_id"] for r in table.to_pylist() if r["verified"]}
-    assert kept == {"src"}
+    for priming in ("root", "rest"):
+        table, _ = decide(_inputs(CANDS), rows, passes, DecisionSettings(priming=priming))
+        kept = {r["chunk_id"] for r in table.to_pylist() if r["verified"]}
+        assert kept == {"src"}, priming
     table, _ = decide(_inputs(CANDS), rows, passes, DecisionSettings(priming="off"))
     assert {r["chunk_id"] for r in table.to_pylist() if r["verified"]} == {"src", "look"}
 
 
 def test_among_chunks_that_explain_an_entity_only_those_near_the_best_are_kept():
     """A look-alike whose name shares sub-words removes 17 of the 25.5 nats the source
-    removes (enough alone): kept at comparative 0.5, not at 0.8; the source always."""
+    removes (enough alone): kept at comparative 0.5, not at 0.8; the source always. (Judged
+    over the whole root, priming: root, the look-alike also falls short of the source.)"""
     rows, passes = _rows_and_passes()
     passes[1] = _pass("look", _after({2: 8.5, 3: 1.0, 4: 0.5}))  # 17 nats, 0.63 of 27
     for share, expected in ((0.5, {"src", "look"}), (0.8, {"src"})):
         table, _ = decide(_inputs(CANDS), rows, passes,
-                          DecisionSettings(comparative=share))
+                          DecisionSettings(comparative=share, priming="off"))
         assert {r["chunk_id"] for r in table.to_pylist() if r["verified"]} == expected

@@ -8,9 +8,9 @@ import pyarrow as pa
 
 from lakehouse import tables
 from lakehouse.catalog import GROUND_TRUTH, build_catalog, parquet_relation
-from lakehouse.dependencies import DecisionSettings, decide
+from lakehouse.dependencies import DecisionSettings
 from lakehouse.storage import Lake, write_parquet
-from tests.test_dependencies import CANDS, IDS, TEXT, _inputs, _offsets, _rows_and_passes
+from tests.test_dependencies import CANDS, IDS, TEXT, _inputs, _offsets, _rows_and_passes, decide
 
 
 def test_views_show_classes_and_the_kept_entity_in_context(tmp_path):
@@ -20,7 +20,10 @@ def test_views_show_classes_and_the_kept_entity_in_context(tmp_path):
     rows["h_prime"][1], rows["status"][1] = np.nan, "too_long"  # a row without H'
     truth = [{"root_doc_id": "d", "source_doc_id": "S", "kind": "person",
               "surface": "Marta Quorvath", "char_start": 6, "char_end": 21}]
-    table, _ = decide(_inputs(CANDS), rows, passes, DecisionSettings(copies="keep"))
+    # copies kept, and judged entity by entity (with the whole root judged, priming: root, the
+    # copy, which repeats the whole root, would be the only candidate left)
+    table, _ = decide(_inputs(CANDS), rows, passes,
+                      DecisionSettings(copies="keep", priming="off"))
     lake = Lake(tmp_path / "lake")
     write_parquet(table, lake.shard_path("verified_dependencies", "demo", "s0"))
     write_parquet(tables.from_rows([{
