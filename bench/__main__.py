@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["ingest", "entropy", "retrieval", "planted", "verification", "packing",
+BENCHMARKS = ["ingest", "entropy", "retrieval", "planted", "realtext", "verification", "packing",
               "streamed_data", "token_weights", "training", "cost", "mfu", "method"]
 
 

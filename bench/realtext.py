@@ -56,7 +56,7 @@ from bench.common import RESULTS, Record, device_name, report
 from bench.planted import Corpus, Prepared, _token_table, prepare
 from lakehouse.anchors import anchor_table, span_text, word_ids
 from lakehouse.chunking import chunk_spans, sentence_ends
-from lakehouse.dependencies import DecideInputs, DecisionSettings, decide
+from lakehouse.dependencies import DecideInputs, DecisionSettings, Thresholds, decide
 from lakehouse.ids import chunk_id, doc_id
 from lakehouse.normalize import clean_text
 from lakehouse.realtext import RealCorpus, python_docs, wikipedia
@@ -402,12 +402,20 @@ def context_nll(st: Stages, model, chunk_lists: dict[str, dict[str, list[str]]],
     return out
 
 
+# The span rule as it was before issue 24, on the same passes: absolute thresholds tuned on
+# planted pseudo-words (8 nats a word, 16 removed), a word rare in at most 5 documents,
+# each entity judged alone (no root-wide judgement, no comparison between chunks).
+BEFORE = (DecisionSettings(priming="off", comparative=0.0, rare_max_share=0.001,
+                           min_relative_gain=0.5),
+          Thresholds(word_nll=8.0, gain=16.0, secondary_nll=3.0, secondary_gain=3.0, words=0))
+
+
 def evaluate(st: Stages, model, decision: DecisionSettings, cache: PassCache, seed: int,
-             log=_log) -> dict:
+             log=_log, thresholds: Thresholds | None = None, name: str = "defaults") -> dict:
     """The report's figures for one (corpus, layout) under one decision rule."""
     setup, c = st.setup, st.setup.corpus
     v = st.verification
-    table, dstats = decide(st.inputs, v.rows, v.passes, decision)
+    table, dstats = decide(st.inputs, v.rows, v.passes, decision, thresholds=thresholds)
     rows = table.to_pylist()
     kept = [r for r in rows if r["verified"]]
     rel = [setup.relation(r["doc_id"], r["chunk_doc_id"]) for r in kept]
@@ -470,7 +478,8 @@ def evaluate(st: Stages, model, decision: DecisionSettings, cache: PassCache, se
         _, cs, ce = st.prep.tokens[d]
         words[anchor_word(c.texts[d], cs, ce, t)] += 1
     return {
-        "corpus": c.name.split(":")[0], "layout": setup.layout, "rule": decision.rule,
+        "corpus": c.name.split(":")[0], "layout": setup.layout, "rule": name,
+        "thresholds": dstats.get("thresholds"),
         "roots": n, "pool_parts": len(c.pool), "pool_chunks": len(pool_chunks),
         "anchors": st.anchors.num_rows,
         "anchors_per_1k_tokens": st.anchor_stats["anchors_per_1k_tokens"],
@@ -567,10 +576,10 @@ def records(results: list[dict]) -> list[Record]:
                 "kept_beats_top1_share": float("nan")}
         for key, target in TARGETS.items():
             val, b = r[key], base[key]
-            recs.append(Record(f"{r['corpus']} {r['layout']}: {key}", val, b,
+            recs.append(Record(f"{r['corpus']} {r['layout']} {r['rule']}: {key}", val, b,
                                val / b if b == b and b else float("nan"), "fraction",
                                f">= {target}", bool(val >= target), device_name(), params))
-        recs.append(Record(f"{r['corpus']} {r['layout']}: verify tokens per root",
+        recs.append(Record(f"{r['corpus']} {r['layout']} {r['rule']}: verify tokens per root",
                            r["verify_tokens_per_root"], float("nan"), float("nan"), "tokens",
                            "", True, device_name(), params))
     return recs
@@ -580,13 +589,13 @@ def print_table(results: list[dict]) -> None:
     def f(x, d=2):
         return "nan" if x is None or x != x else f"{x:.{d}f}"
 
-    print("\n| corpus | layout | kept rows / root | kept own+linked (rows / pairs) | top-1 "
+    print("\n| corpus | layout | rule | kept rows / root | kept own+linked (rows / pairs) | top-1 "
           "own+linked | random | roots with own kept | kept beats top-1 (roots) | root NLL "
           "none / kept / top-1 / random | anchor NLL none / kept / top-1 / random | copies "
           "kept | anchors / 1K | verify tokens, s / root |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['corpus']} | {r['layout']} | {f(r['kept_rows_per_root'])} "
+        print(f"| {r['corpus']} | {r['layout']} | {r['rule']} | {f(r['kept_rows_per_root'])} "
               f"({r['kept_rows']}) | {f(r['kept_natural_share'])} / "
               f"{f(r['kept_pairs_natural_share'])} | {f(r['top1_natural_share'])} | "
               f"{f(r['random_natural_share'], 3)} | {r['roots_with_own_kept']} / {r['roots']} "
@@ -610,6 +619,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--config", type=Path, default=None, help="pipeline config (default: "
                     "the project's pipeline.yaml, whose settings are the defaults measured)")
     ap.add_argument("--no-cache", action="store_true", help="forward every pass")
+    ap.add_argument("--before", action="store_true", help="also the span rule as it was "
+                    "before issue 24 (absolute thresholds, no root-wide judgement) on the same "
+                    "passes")
+    ap.add_argument("--from-stages", action="store_true", help="read the stage outputs "
+                    "--save-stages wrote instead of running the stages (decision rules only)")
     ap.add_argument("--save-stages", action="store_true", help="pickle each layout's stage "
                     "outputs under bench/results/cache (to try decision rules on them)")
     args = ap.parse_args(argv)
@@ -626,34 +640,46 @@ def main(argv: list[str] | None = None) -> None:
     results, passes = [], []
     for name in corpora:
         t0 = time.perf_counter()
-        real = load_real(name, args.max_words)
+        real = None if args.from_stages else load_real(name, args.max_words)
         vectors: dict[str, np.ndarray] = {}
         prep = None
         for layout in layouts:
-            setup = build(real, layout, args.roots, args.seed)
-            print(f"{name} {layout}: {len(setup.corpus.roots)} roots, "
-                  f"{len(setup.corpus.pool)} pool parts ({time.perf_counter() - t0:.0f} s)",
-                  flush=True)
-            if prep is None:
-                prep = prepare(setup.corpus, model, tok)
-            prep.corpus = setup.corpus
-            st = run_stages(setup, prep, config, model, emb, cache, vectors)
+            saved = CACHE / f"stages-{name}-{layout}.pkl"
+            if args.from_stages and saved.exists():
+                st = load_stages(saved)
+                print(f"{name} {layout}: stage outputs from {saved}", flush=True)
+            else:
+                real = real or load_real(name, args.max_words)
+                setup = build(real, layout, args.roots, args.seed)
+                print(f"{name} {layout}: {len(setup.corpus.roots)} roots, "
+                      f"{len(setup.corpus.pool)} pool parts ({time.perf_counter() - t0:.0f} s)",
+                      flush=True)
+                if prep is None:
+                    prep = prepare(setup.corpus, model, tok)
+                prep.corpus = setup.corpus
+                st = run_stages(setup, prep, config, model, emb, cache, vectors)
             if args.save_stages:  # for trying decision rules on the same passes
                 CACHE.mkdir(parents=True, exist_ok=True)
                 (CACHE / f"stages-{name}-{layout}.pkl").write_bytes(pickle.dumps(st))
-            r = evaluate(st, model, decision_of(config), cache, args.seed)
-            r["seconds"] = time.perf_counter() - t0
-            results.append(r)
+            rules = [("defaults", decision_of(config), None)]
+            if args.before:
+                rules.insert(0, ("before", *BEFORE))
+            for rule, decision, fixed in rules:
+                r = evaluate(st, model, decision, cache, args.seed, thresholds=fixed,
+                             name=rule)
+                r["seconds"] = time.perf_counter() - t0
+                results.append(r)
+                print_table([r])
             passes += [{"corpus": name, "layout": layout, **p} for p in pass_table(st)]
-            print_table([r])
     print_table(results)
     for r in results:
-        print(f"\n{r['corpus']} {r['layout']}: anchors land on: "
+        print(f"\n{r['corpus']} {r['layout']} ({r['rule']}): anchors land on: "
               f"{', '.join(r['anchor_words_sample'][:20])}")
         print(f"sample kept dependencies:\n{r['sample_markdown'] or '(none kept)'}")
-    report("realtext", records(results))
-    (RESULTS / "realtext_runs.json").write_text(json.dumps(results, indent=2, default=float))
-    (RESULTS / "realtext_passes.json").write_text(json.dumps(passes, default=float))
+    out = "realtext" if args.corpus == "both" else f"realtext_{args.corpus}"
+    report(out, records(results))
+    (RESULTS / f"{out}_runs.json").write_text(json.dumps(results, indent=2, default=float))
+    (RESULTS / f"{out}_passes.json").write_text(json.dumps(passes, default=float))
 
 
 if __name__ == "__main__":

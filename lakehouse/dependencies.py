@@ -10,19 +10,27 @@ Two rules over the scores of one (document, chunk) pass (models.verification):
   of the roots being decided (thresholds are the scorer's own distribution on the corpus
   being run, resolved to nats and recorded as ``thresholds``: a word of 8 nats is rare for
   SmolLM2 on planted logs, common for it on Wikipedia, and rarer still for a larger model).
-  The chunk explains an entity when
+  A chunk explains an entity in one of two ways:
 
-  - it removes at least ``gain_factor`` word thresholds of NLL from the entity's *rare*
-    words (a word is rare when at most ``rare_max_docs`` documents, or ``rare_max_share``
-    of the corpus, hold it) and at least ``min_relative_gain`` of their NLL;
-  - it does not make the *rest of the root* less predictable (``priming: rest``): any chunk
-    holding the entity's surface word cuts that word's NLL, whatever it means (a homonym in
-    a tennis report cuts Apollo 11's "Woodruff" by more nats than Apollo 11's own article);
-    the same pass scores every other token of the root, and a chunk that explains the root
-    lowers their NLL where one that merely mentions the word raises it (bench.realtext);
-  - among the root's candidates that explain the same entity, it removes at least
-    ``comparative`` of what the best one removes: a chunk whose names share sub-words with
-    the answer removes a fraction of it, and is not kept beside the chunk that gives it.
+  - *outright*: it removes at least ``gain_factor`` word thresholds of NLL from the
+    entity's *rare* words (a word is rare when at most ``rare_max_docs`` documents, or
+    ``rare_max_share`` of the corpus, hold it) and at least ``min_relative_gain`` of their
+    NLL (an invented name, a code: tens of nats), without raising the NLL of the rest of the
+    root, and its root-wide NLL fall is at least ``root_floor`` of the root's best
+    candidate's;
+  - *as the root's best explainer* (``priming: root``): its NLL fall over the root's tokens
+    it does not copy is positive and within ``root_comparative`` of the best candidate of
+    the same root, and it removes the weaker ``root_gain_factor`` / ``root_relative_gain``
+    of the entity's NLL (a real name the scorer half knows: a few nats).
+
+  Why the root decides on real text: any chunk holding the entity's surface word cuts that
+  word's NLL, whatever it means (a tennis report cuts Apollo 11's "Woodruff" by more nats
+  than Apollo 11's own article), and the same pass scores every other token of the root:
+  the chunk that explains the root lowers them, one that merely mentions the word does not
+  (bench.realtext). Among the chunks that explain the same entity, and among a root's
+  chunks by their strongest entity, only those removing at least ``comparative`` of the
+  best are kept: a chunk whose names share sub-words with the answer removes a fraction of
+  it, and is not kept beside the chunk that gives it.
 
   A pass with such an entity is a dependency; in it, weaker entities (words at the
   ``secondary_quantile``, ``secondary_gain_factor`` of that threshold removed: a year, a
@@ -98,17 +106,22 @@ class DecisionSettings(BaseModel):
     # of every word of the roots being decided (one root shard), resolved to nats per run
     # and recorded in the stage's metadata (``thresholds``)
     word_quantile: float = Field(0.9, gt=0, lt=1)  # an entity word is this surprising alone
-    gain_factor: float = Field(0.25, ge=0)  # the chunk removes this many entity-word
-    # thresholds of NLL from the entity's rare words
-    min_relative_gain: float = Field(0.25, ge=0, le=1)  # ... and this share of their NLL
-    secondary_quantile: float = Field(0.8, gt=0, lt=1)  # in an accepted pass, weaker
-    secondary_gain_factor: float = Field(0.25, ge=0)  # entities (a year) at these thresholds
-    priming: Literal["rest", "root", "off"] = "root"  # root: a pass counts only when the
-    # chunk lowers the NLL of the whole root and comes within root_comparative of the root's
-    # best candidate at it; rest: an entity counts only when the chunk does not raise the
-    # NLL of the rest of the root; off: neither (explaining vs priming, bench.realtext)
-    root_comparative: float = Field(0.9, ge=0, le=1)  # priming root: share of the best
-    # candidate's root-wide NLL fall a chunk must reach
+    gain_factor: float = Field(2.0, ge=0)  # explained outright: the chunk removes this many
+    # entity-word thresholds of NLL from the entity's rare words ...
+    min_relative_gain: float = Field(0.5, ge=0, le=1)  # ... and this share of their NLL
+    secondary_quantile: float = Field(0.6, gt=0, lt=1)  # in an accepted pass, weaker
+    secondary_gain_factor: float = Field(1.0, ge=0)  # entities (a year) at these thresholds
+    priming: Literal["root", "rest", "off"] = "root"  # rest: an entity explained outright
+    # counts only when the chunk does not raise the NLL of the rest of the root; root: that,
+    # and the root's best explainer also counts at the weaker root_* bars (bench.realtext);
+    # off: neither
+    root_comparative: float = Field(0.8, ge=0, le=1)  # the root's best explainer: a chunk
+    # whose root-wide NLL fall is positive and at least this share of the root's best ...
+    root_floor: float = Field(0.5, ge=0, le=1)  # priming root: a chunk explaining an
+    # entity outright still needs this share of the root's best root-wide NLL fall
+    root_gain_factor: float = Field(0.25, ge=0)  # ... explains an entity when it removes
+    # this many entity-word thresholds ...
+    root_relative_gain: float = Field(0.25, ge=0, le=1)  # ... and this share of its NLL
     comparative: float = Field(0.5, ge=0, le=1)  # an entity is kept from a chunk only when
     # it removes at least this share of what the root's best candidate removes from it
     rare_max_docs: int = Field(5, ge=1)  # span rule: a word in at most this many documents
@@ -193,11 +206,12 @@ class Thresholds:
     secondary_nll: float
     secondary_gain: float
     words: int  # words the quantiles were taken over
+    root_gain: float = float("inf")  # the root's best explainer's entity bar
 
     def as_dict(self) -> dict:
         return {"word_nll": self.word_nll, "gain": self.gain,
                 "secondary_nll": self.secondary_nll, "secondary_gain": self.secondary_gain,
-                "words": self.words}
+                "root_gain": self.root_gain, "words": self.words}
 
 
 def shard_thresholds(passes: Sequence[PassLike], words_of: Mapping[str, np.ndarray],
@@ -229,7 +243,8 @@ def shard_thresholds(passes: Sequence[PassLike], words_of: Mapping[str, np.ndarr
         return Thresholds(np.inf, np.inf, np.inf, np.inf, 0)
     word, sec = np.quantile(allw, [settings.word_quantile, settings.secondary_quantile])
     return Thresholds(float(word), float(settings.gain_factor * word), float(sec),
-                      float(settings.secondary_gain_factor * sec), int(allw.size))
+                      float(settings.secondary_gain_factor * sec), int(allw.size),
+                      float(settings.root_gain_factor * word))
 
 
 @dataclass
@@ -238,7 +253,9 @@ class JudgedPass:
 
     doc: str
     root_gain: float  # mean NLL fall per read token of the root: what the chunk explains of it
-    strong: list[Entity]  # entities the chunk explains at the strong thresholds
+    strong: list[Entity]  # entities the chunk explains outright (the strong thresholds)
+    closest: list[Entity]  # entities it explains at the root_* bars (count when it is the
+    # root's best explainer)
     secondary: list[Entity]  # with a strong one: weaker entities it explains too
     entities: list[Entity]  # every entity at the secondary thresholds (rows' spans)
     full: dict[str, np.ndarray]  # the pass's arrays over the whole document
@@ -250,7 +267,7 @@ def _explains(e: Entity, gain: float, settings: DecisionSettings) -> bool:
     word (a homonym in an unrelated article) cuts the word's NLL as much as an explanation
     does, but it raises the NLL of the root's other tokens (bench.realtext)."""
     return (e.gain >= gain and e.relative >= settings.min_relative_gain
-            and (settings.priming != "rest" or e.rest >= 0))
+            and (settings.priming == "off" or e.rest >= 0))
 
 
 def judge_pass(p: PassLike, words: np.ndarray, rare: np.ndarray, th: Thresholds,
@@ -266,19 +283,26 @@ def judge_pass(p: PassLike, words: np.ndarray, rare: np.ndarray, th: Thresholds,
     for key, arr in (("g", p.nll), ("g2", p.nll_prime), ("h", p.h), ("h2", p.h_prime),
                      ("cs", p.context_start)):
         full[key][p.positions] = arr
-    strong = [e for e in entities(full["g"], full["g2"], words, th.word_nll, rare)
-              if _explains(e, th.gain, settings)
-              and (settings.copies == "keep"
-                   or classify(p.doc_id, e.head, p.chunk_id)[0] == INFORMATIVE)]
-    ents = entities(full["g"], full["g2"], words, th.secondary_nll, rare) if strong else []
+    def informative(e: Entity) -> bool:
+        return settings.copies == "keep" or classify(p.doc_id, e.head,
+                                                     p.chunk_id)[0] == INFORMATIVE
+
+    words_at = entities(full["g"], full["g2"], words, th.word_nll, rare)
+    strong = [e for e in words_at if _explains(e, th.gain, settings) and informative(e)]
+    closest = [e for e in words_at if e.gain >= th.root_gain
+               and e.relative >= settings.root_relative_gain and informative(e)] \
+        if settings.priming == "root" else []
+    ents = entities(full["g"], full["g2"], words, th.secondary_nll, rare) \
+        if strong or closest else []
     secondary = [e for e in ents if _explains(e, th.secondary_gain, settings)]
     fall = full["g"] - full["g2"]
     read = np.isfinite(fall) if copied is None else np.isfinite(fall) & ~copied
     root_gain = float(fall[read].mean()) if read.any() else float("nan")
-    return JudgedPass(p.doc_id, root_gain, strong, secondary, ents, full)
+    return JudgedPass(p.doc_id, root_gain, strong, closest, secondary, ents, full)
 
 
-def root_accepted(judged: Sequence[JudgedPass], settings: DecisionSettings) -> list[bool]:
+def root_accepted(judged: Sequence[JudgedPass], settings: DecisionSettings,
+                  share: float | None = None) -> list[bool]:
     """Per pass, whether the chunk explains its root as a whole (``priming: root``): it
     lowers the NLL of the root's tokens on average and by at least ``root_comparative`` of
     the best candidate of the same root.
@@ -292,13 +316,14 @@ def root_accepted(judged: Sequence[JudgedPass], settings: DecisionSettings) -> l
     rule needs no scale: a larger scorer lowers every candidate's fall alike.
     """
     if settings.priming != "root":
-        return [True] * len(judged)
+        return [False] * len(judged)
     best: dict[str, float] = {}
     for j in judged:
         if np.isfinite(j.root_gain):
             best[j.doc] = max(best.get(j.doc, -np.inf), j.root_gain)
+    share = settings.root_comparative if share is None else share
     return [bool(np.isfinite(j.root_gain) and j.root_gain > 0
-                 and j.root_gain >= settings.root_comparative * best[j.doc]) for j in judged]
+                 and j.root_gain >= share * best[j.doc]) for j in judged]
 
 
 def best_gains(judged: Sequence[JudgedPass]) -> dict[tuple[str, int, int], float]:
@@ -306,7 +331,7 @@ def best_gains(judged: Sequence[JudgedPass]) -> dict[tuple[str, int, int], float
     (the passes that count: a chunk that only primes the word does not set the bar)."""
     best: dict[tuple[str, int, int], float] = {}
     for j in judged:
-        for e in j.strong + j.secondary:
+        for e in j.strong + (j.secondary if j.strong else []):
             key = (j.doc, e.start, e.end)
             best[key] = max(best.get(key, 0.0), e.gain)
     return best
@@ -435,11 +460,24 @@ def decide(inp: DecideInputs, rows: Mapping[str, np.ndarray], passes: Sequence[P
                                  settings.copy_context))
                   for p in passes]
         whole = root_accepted(judged, settings)
-        best = best_gains([j for j, ok in zip(judged, whole, strict=True) if ok])
-        for p, j, ok in zip(passes, judged, whole, strict=True):
+        floor = root_accepted(judged, settings, settings.root_floor) \
+            if settings.priming == "root" else [True] * len(judged)
+        for j, ok, above in zip(judged, whole, floor, strict=True):
+            # outright explanations count above the floor; the root's best explainer at the
+            # weaker bars too
+            j.strong = ([e for e in j.strong] if above else []) + (
+                [e for e in j.closest if e not in j.strong] if ok else [])
+        best = best_gains(judged)
+        strongest: dict[str, float] = {}  # per root, its best chunk's strongest entity
+        for j in judged:
+            for e in j.strong:
+                strongest[j.doc] = max(strongest.get(j.doc, 0.0), e.gain)
+        for p, j in zip(passes, judged, strict=True):
             d, c = p.doc_id, p.chunk_id
-            strong = [e for e in j.strong if ok and e.gain >= settings.comparative * best[
+            strong = [e for e in j.strong if e.gain >= settings.comparative * best[
                 d, e.start, e.end]]
+            if strong and max(e.gain for e in strong) < settings.comparative * strongest[d]:
+                strong = []  # a chunk explaining far less than the root's best explains
             accepted_pairs += bool(strong)
             good = [e for e in j.secondary if e.gain >= settings.comparative * best[
                 d, e.start, e.end]] if strong else []
