@@ -289,9 +289,12 @@ def judge_pass(p: PassLike, words: np.ndarray, rare: np.ndarray, th: Thresholds,
 
     words_at = entities(full["g"], full["g2"], words, th.word_nll, rare)
     strong = [e for e in words_at if _explains(e, th.gain, settings) and informative(e)]
-    closest = [e for e in words_at if e.gain >= th.root_gain
-               and e.relative >= settings.root_relative_gain and informative(e)] \
-        if settings.priming == "root" else []
+    # the root's best explainer is judged on all the entity's words: a name its own article
+    # repeats in every part is not rare, and here the root as a whole, not rarity, tells
+    # explaining from sharing a template
+    closest = [e for e in entities(full["g"], full["g2"], words, th.word_nll)
+               if e.gain >= th.root_gain and e.relative >= settings.root_relative_gain
+               and informative(e)] if settings.priming == "root" else []
     ents = entities(full["g"], full["g2"], words, th.secondary_nll, rare) \
         if strong or closest else []
     secondary = [e for e in ents if _explains(e, th.secondary_gain, settings)]
