@@ -61,6 +61,7 @@ from lakehouse.ids import chunk_id, doc_id
 from lakehouse.normalize import clean_text
 from lakehouse.realtext import RealCorpus, python_docs, wikipedia
 from lakehouse.recurring import RecurringSettings, recurring_share
+from lakehouse.retrieval import anchor_word
 
 LAYOUTS = ("root", "root_pool")
 CACHE = RESULTS / "cache"
@@ -473,8 +474,6 @@ def evaluate(st: Stages, model, decision: DecisionSettings, cache: PassCache, se
     words = Counter()
     for d, t in zip(st.anchors["doc_id"].to_pylist(), st.anchors["position"].to_pylist(),
                     strict=True):
-        from lakehouse.retrieval import anchor_word
-
         _, cs, ce = st.prep.tokens[d]
         words[anchor_word(c.texts[d], cs, ce, t)] += 1
     return {

@@ -262,8 +262,8 @@ class JudgedPass:
 
 
 def _explains(e: Entity, gain: float, settings: DecisionSettings) -> bool:
-    """The chunk removes enough of the entity's NLL, and (``priming: rest``) does not make
-    the rest of the root less predictable: a chunk that only repeats the entity's surface
+    """The chunk removes enough of the entity's NLL, and (``priming`` rest or root) does not
+    make the rest of the root less predictable: a chunk that only repeats the entity's surface
     word (a homonym in an unrelated article) cuts the word's NLL as much as an explanation
     does, but it raises the NLL of the root's other tokens (bench.realtext)."""
     return (e.gain >= gain and e.relative >= settings.min_relative_gain
@@ -468,7 +468,7 @@ def decide(inp: DecideInputs, rows: Mapping[str, np.ndarray], passes: Sequence[P
         for j, ok, above in zip(judged, whole, floor, strict=True):
             # outright explanations count above the floor; the root's best explainer at the
             # weaker bars too
-            j.strong = ([e for e in j.strong] if above else []) + (
+            j.strong = (j.strong if above else []) + (
                 [e for e in j.closest if e not in j.strong] if ok else [])
         best = best_gains(judged)
         strongest: dict[str, float] = {}  # per root, its best chunk's strongest entity
