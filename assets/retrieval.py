@@ -10,12 +10,13 @@ import pyarrow as pa
 
 from assets.common import image, torch_device
 from assets.recurring import recurring_set
+from lakehouse import retrieval_state
 from lakehouse.corpora import file_sha256
 from lakehouse.object_store import lance_storage_options
 from lakehouse.plots import histogram_png
 from lakehouse.recurring import indexable
 from lakehouse.retrieval import retrieve
-from lakehouse.storage import glob, read_parquet
+from lakehouse.storage import atomic_write_bytes, exists, glob, read_bytes, read_parquet
 from lakehouse.vector_index import VectorIndex
 from models.embedding import embed_texts
 from models.registry import load_embedder
@@ -25,6 +26,32 @@ from orchestration.lake_assets import StageContext, lake_asset
 from orchestration.partitions import TRANSIENT_RETRY
 
 NO_SELF_CHECK = "no_self_candidates"
+MASKS_FILE = "shard_masks.json"  # per pool shard: which of its chunks recurring text leaves out
+
+
+def shard_versions(files: dict[str, str], texts: dict[str, str], recurring: set[int],
+                   rsettings, rdigest: str, masks: dict[str, dict]) -> dict[str, str]:
+    """Each pool shard's version in the index: its embeddings file's hash and which of its
+    chunks the recurring text leaves out (``masks``: the cache of that, updated in place).
+
+    The lake's recurring text is recounted with every new shard, but a recount changes the
+    chunks of few shards; a version that held the recurring set's own hash would re-version
+    every shard in the index with every shard added (and so re-load the index and re-search
+    every root). The left-out mask of a shard is recomputed (one read of its chunk text, no
+    embedding) only when its embeddings or the recurring set changed since it was cached.
+    """
+    out = {}
+    for key, path in files.items():
+        emb = file_sha256(path)[0]
+        cached = masks.get(key, {})
+        if cached.get("emb") != emb or cached.get("recurring") != rdigest:
+            text = read_parquet(texts[key], ["text"])["text"].to_pylist()
+            left = np.flatnonzero(~indexable(text, recurring, rsettings)).tolist()
+            cached = {"emb": emb, "recurring": rdigest,
+                      "mask": hashlib.sha256(json.dumps(left).encode()).hexdigest()[:16]}
+            masks[key] = cached
+        out[key] = f"{emb}:{cached['mask']}"
+    return out
 
 
 def open_index(settings: PipelineConfig, uri: str, dim: int) -> VectorIndex:
@@ -59,10 +86,13 @@ def vector_index(ctx: StageContext):
     texts = _pool_files(ctx.input_path("chunks"), pool)
     recurring = recurring_set(ctx)
     rsettings = ctx.settings.recurring
-    # a shard's version in the index: its embeddings and the recurring text it was cut by
     rdigest = hashlib.sha256(json.dumps([sorted(recurring), rsettings.model_dump()]).encode()
                              ).hexdigest()[:16]
-    wanted = {key: f"{file_sha256(path)[0]}:{rdigest}" for key, path in files.items()}
+    cache_path = ctx.output_path(MASKS_FILE)
+    masks = json.loads(read_bytes(cache_path)) if exists(cache_path) else {}
+    wanted = shard_versions(files, texts, recurring, rsettings, rdigest, masks)
+    atomic_write_bytes(cache_path, lambda fh: fh.write(json.dumps(
+        {k: masks[k] for k in sorted(wanted)}, sort_keys=True).encode()))
     left_out: dict[str, int] = {}
     dim = 384
     if files:
@@ -107,7 +137,9 @@ def vector_index(ctx: StageContext):
                 "or both fused by reciprocal rank; lexical queries carry the window's rarest "
                 "words and the root document's `context_terms` rarest), at most `per_doc` "
                 "per pool document, near-copies collapsed, the root's own chunks and its "
-                "near-duplicates excluded; each drop counted.",
+                "near-duplicates excluded; each drop counted. Searches are stored (`_state/`): "
+                "after a pool change only the added shards are searched and merged in "
+                "(`retrieval.refresh`, `retrieval.refresh_growth`).",
 )
 def retrieval_candidates(ctx: StageContext):
     settings = ctx.settings
@@ -128,12 +160,24 @@ def retrieval_candidates(ctx: StageContext):
     # the roots' rarest words join their lexical queries (retrieval.context_terms)
     docs = ctx.shard_table("corpus_shards", ["doc_id", "text"])
     root_texts = dict(zip(docs["doc_id"].to_pylist(), docs["text"].to_pylist(), strict=True))
-    table, stats = retrieve(anc, qvecs, own, index, cfg, root_texts)
+    corpus, shard = ctx.corpus_shard
+    state_path = ctx.output_path("_state", corpus, f"{shard}.parquet")
+    dim = own.schema.field("vector").type.list_size
+    up, state = retrieval_state.update(
+        retrieval_state.load(state_path, dim), anc, qvecs, own, index, cfg, root_texts,
+        settings.models.embedder)
+    table, stats = retrieve(anc, qvecs, own, index, cfg, root_texts, searched=up.searched)
+    retrieval_state.save(state, state_path)  # before the table: a kill in between is redone
     path = ctx.write_shard(table)
+    ctx.log.info(f"{ctx.partition_key}: {up.kind} search ({up.reason})")
     ctx.log.info(f"{ctx.partition_key}: {stats['anchors']} anchors ({stats['distinct_queries']} "
                  f"distinct queries, {cfg.mode}) -> {stats['candidates']} candidates, "
                  f"{stats['queries_per_s']:,.0f} queries/s")
     meta = {k: v for k, v in stats.items() if isinstance(v, int | float | str) and k != "sample"}
+    meta.update({"search": up.kind, "search_reason": up.reason,
+                 "shards_searched": dg.MetadataValue.json(up.added),
+                 "shards_dropped": dg.MetadataValue.json(up.removed),
+                 "lists_researched": up.lists_researched})
     meta.update({"candidates_found_by": dg.MetadataValue.json(stats["candidates_found_by"]),
                  "sample": dg.MetadataValue.md(stats["sample"] or "(no anchors)"),
                  "index": index.index_kind(), "dagster/row_count": table.num_rows,

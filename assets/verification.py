@@ -10,15 +10,30 @@ import pyarrow.dataset as ds
 from assets.common import image, load_configured_scorer
 from assets.entropy import SCORER_SETTINGS
 from assets.recurring import recurring_set, term_frequency
+from lakehouse import pass_store
 from lakehouse.dependencies import DecideInputs, decide
 from lakehouse.plots import split_histogram_png
 from lakehouse.recurring import recurring_masks
 from models.verification import VerifySettings, verify_candidates
 from orchestration.automation import follow_only
-from orchestration.lake_assets import PLANTED_GROUND_TRUTH, StageContext, lake_asset
+from orchestration.lake_assets import (
+    PLANTED_GROUND_TRUTH,
+    StageContext,
+    lake_asset,
+    settings_fingerprint,
+)
 from orchestration.partitions import TRANSIENT_RETRY
 
 DI_CHECK = "delta_i_in_range"
+# what shapes a (root, chunk) pass besides the tokens: the pass store's keys hash these
+PASS_SETTINGS = [*SCORER_SETTINGS, "verification.positions", "chunking.size"]
+
+
+def passes_path(ctx: StageContext) -> str:
+    """The shard's pass store (lakehouse.pass_store), under the asset's folder; the leading
+    underscore keeps it out of the table's Parquet datasets and SQL views."""
+    corpus, shard = ctx.corpus_shard
+    return ctx.output_path("_passes", corpus, f"{shard}.parquet")
 
 
 def _chunks(ctx: StageContext, chunk_ids: list[str]) -> tuple[dict, dict]:
@@ -37,7 +52,8 @@ def _chunks(ctx: StageContext, chunk_ids: list[str]) -> tuple[dict, dict]:
 
 
 @lake_asset(
-    partitions="root_shards", settings=["verification", "recurring", *SCORER_SETTINGS],
+    partitions="root_shards",
+    settings=["verification", "recurring", "chunking.size", *SCORER_SETTINGS],
     step="gpu", pool="gpu", group="verification", kinds=["pytorch", "parquet"],
     reads={"retrieval_candidates": "shard", "tokenized_docs": "shard", "corpus_shards": "all",
            "chunks": "all", "recurring_text": "all", "term_frequencies": "all",
@@ -49,7 +65,9 @@ def _chunks(ctx: StageContext, chunk_ids: list[str]) -> tuple[dict, dict]:
                 "decision (`verification.rule`: span, whether the chunk removes most of the "
                 "NLL of rare words the root cannot predict; or the paper's dI > epsilon); "
                 "rows that only copy the root's own text (or text recurring across "
-                "documents) are classed `copy` and, by default, dropped.",
+                "documents) are classed `copy` and, by default, dropped. Passes are stored by "
+                "what they depend on (`_passes/`): a re-run forwards only the pairs it lacks "
+                "(a new pool shard's chunks), then re-decides over all rows.",
 )
 def verified_dependencies(ctx: StageContext):
     cfg = ctx.settings.verification
@@ -72,22 +90,31 @@ def verified_dependencies(ctx: StageContext):
     inputs = DecideInputs(columns, doc_tokens, chunk_tokens, texts, offsets, chunk_texts,
                           recurring_masks(toks, texts, recurring_set(ctx), ctx.settings.recurring),
                           frequency, n_docs)
-    rows, passes, forward = {}, [], 0
+    rows, passes, forward, reuse = {}, [], 0, {}
     if cfg.mode == "on" and cands.num_rows:
+        known = pass_store.load(passes_path(ctx)) if cfg.reuse else {}
         model, scoring = load_configured_scorer(ctx.settings)
         start = time.perf_counter()
         v = verify_candidates(model, scoring, columns, doc_tokens, chunk_tokens,
                               VerifySettings(positions=cfg.positions,
-                                             prefix_cache=cfg.prefix_cache))
+                                             prefix_cache=cfg.prefix_cache),
+                              chunk_reserve=ctx.settings.chunking.size, known=known,
+                              identity=settings_fingerprint(ctx.settings, PASS_SETTINGS))
         rows, passes, forward = v.rows, v.passes, v.forward_tokens
         elapsed = time.perf_counter() - start
+        reuse = {"passes_forwarded": len(passes) - v.reused_passes,
+                 "passes_reused": v.reused_passes, "baselines_reused": v.reused_baselines}
         ctx.log.info(f"{ctx.partition_key}: {cands.num_rows} (anchor, chunk) rows in "
-                     f"{v.pair_passes} passes, {forward} tokens in {elapsed:.1f} s "
+                     f"{len(passes)} (root, chunk) passes, {v.reused_passes} carried over, "
+                     f"{v.pair_passes} forward sequences, {forward} tokens in {elapsed:.1f} s "
                      f"({forward / max(elapsed, 1e-9):,.0f} tokens/s)")
     table, stats = decide(inputs, rows, passes, cfg, ctx.ground_truth() or None)
+    if passes:  # before the rows: a run killed between the two re-forwards nothing
+        pass_store.save(passes, passes_path(ctx))
     path = ctx.write_shard(table)
     sample = stats.pop("sample_markdown", "")
     meta = {k: v for k, v in stats.items() if isinstance(v, int | float | str | bool)}
+    meta.update(reuse)
     meta.update({"forward_tokens": forward, "sample": dg.MetadataValue.md(sample or "(none)"),
                  "dagster/row_count": table.num_rows, "path": dg.MetadataValue.path(path)})
     di = np.array([np.nan if x is None else x for x in table["delta_i"].to_pylist()], float)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["ingest", "entropy", "retrieval", "planted", "realtext", "verification", "packing",
-              "streamed_data", "token_weights", "training", "cost", "mfu", "method"]
+BENCHMARKS = ["ingest", "entropy", "retrieval", "planted", "realtext", "verification",
+              "incremental", "packing", "streamed_data", "token_weights", "training", "cost",
+              "mfu", "method"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -222,6 +222,54 @@ def stages(cfg: RunConfig) -> list[Stage]:
     return out
 
 
+def weekly_update(cfg: RunConfig, new_chunks: float) -> list[Stage]:
+    """What adding ``new_chunks`` pool chunks costs once the run exists (issue 25): the new
+    chunks embedded and merged into the index, every stored query searched against them
+    alone (exact: one matrix product, at the core's matmul rate), and verification of the
+    (root, chunk) pairs whose chunk is new only, their roots' baselines and every other pass
+    carried over (lakehouse.pass_store). (Below ``index.exact_below`` new rows the search is
+    exact; a weekly shard of a 1B pool is above it, so the ANN index answers with a shard
+    pre-filter, modelled as a search of graphs holding the new rows only, as HNSW's delta
+    graphs do.) New chunks are assumed as likely to be retrieved as old ones, so they take
+    ``new / (pool + new)`` of the candidates. Roots are not re-scored;
+    packing re-runs over all roots (CPU); training is a decision, not part of the update."""
+    first = {s.name: s for s in stages(cfg)}
+    share = new_chunks / (cfg.pool_chunks + new_chunks)
+    em = cfg.embedder
+    new_tok = new_chunks * cfg.chunk_tokens
+    out = [Stage("embedding", "gpu", new_tok, em.forward_flops(new_tok, 0, cfg.chunk_tokens),
+                 "the new chunks only")]
+    build = first["index build"]
+    out.append(Stage("index merge", "cpu", new_chunks, build.flops * new_chunks
+                     / cfg.pool_chunks, "HNSW delta insert of the new rows"))
+    queries = cfg.roots * cfg.anchors_per_root
+    dist = 2 * cfg.embed_dim
+    parts = max(1.0, math.ceil(new_chunks / cfg.hnsw_rows_per_partition))
+    levels = math.log2(max(2.0, new_chunks / parts))
+    per_q = parts * (cfg.hnsw_ef_search + levels) * cfg.hnsw_m * dist
+    out.append(Stage("retrieval", "cpu", queries, queries * per_q,
+                     f"stored lists + the new rows' {parts:.0f} HNSW graphs (pre-filter)"))
+    v = verification_tokens(cfg)
+    pairs = v["pairs"] * share
+    root_read = v["pass_length"] - cfg.chunk_tokens
+    tokens = pairs * (cfg.chunk_tokens / cfg.roots_per_chunk + root_read)
+    head = pairs * (root_read if cfg.positions == "all" else cfg.rows_per_pair)
+    sc = cfg.scorer
+    out.append(Stage("verification", "gpu", tokens,
+                     sc.forward_flops(tokens, 0, (v["pass_length"] + 1) / 2)
+                     + 2 * sc.head * head,
+                     f"{pairs:.3g} new passes ({share:.2%} of the pairs), baselines reused"))
+    out.append(Stage("packing", "cpu", first["packing"].tokens, 0.0, "every root re-packed"))
+    gpu_rate = cfg.gpu_flops * cfg.mfu
+    for s in out:
+        if s.name == "packing":
+            s.seconds = s.tokens / cfg.pack_tokens_per_core_s
+        else:
+            s.seconds = s.flops / (gpu_rate if s.device == "gpu" else
+                                   cfg.cpu_core_flops * cfg.cpu_efficiency)
+    return out
+
+
 def print_table(title: str, rows: list[Stage]) -> None:
     print(f"\n== {title}")
     head = f"{'stage':14} {'device':6} {'tokens/rows':>12} {'FLOPs':>10} {'hours':>10}  note"
@@ -410,6 +458,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--mfu", type=float, default=RunConfig.mfu)
     ap.add_argument("--gpu-flops", type=float, default=RunConfig.gpu_flops)
     ap.add_argument("--train-tokens", type=float, default=RunConfig.train_tokens)
+    ap.add_argument("--weekly-chunks", type=float, default=1e7,
+                    help="pool chunks a weekly update adds (default 1%% of the pool)")
     args = ap.parse_args(argv)
     flops_per_s, cores = matmul_flops()
     steps = demo_steps(args.dagster) if Path(args.dagster).exists() else []
@@ -429,7 +479,24 @@ def main(argv: list[str] | None = None) -> None:
                 f"{cfg.pool_chunks:.3g}-chunk pool, {cfg.anchors_per_root:.0f} anchors, "
                 f"K {cfg.k:.0f}, scorer {cfg.scorer.name}, trained {cfg.trained.name}, "
                 f"{cfg.gpu_flops / 1e12:.0f} TFLOP/s x MFU {cfg.mfu}", paper)
-    report("cost", records(check, paper, cfg, flops_per_s))
+    weekly = weekly_update(cfg, args.weekly_chunks)
+    print_table(f"weekly update: {args.weekly_chunks:.3g} new pool chunks into the run above "
+                "(incremental index, retrieval and verification)", weekly)
+    data = [s for s in paper if s.name not in ("token weights", "training")]
+    first_gpu = sum(s.hours for s in data if s.device == "gpu")
+    week_gpu = sum(s.hours for s in weekly if s.device == "gpu")
+    first_cpu = sum(s.hours for s in data if s.device == "cpu")
+    week_cpu = sum(s.hours for s in weekly if s.device == "cpu")
+    print(f"\nweekly update {week_gpu:,.1f} GPU-h + {week_cpu:,.0f} CPU core-h, against the "
+          f"first run's data stages {first_gpu:,.1f} GPU-h + {first_cpu:,.0f} CPU core-h "
+          f"({week_gpu / first_gpu:.2%} of the GPU time); a from-scratch re-run would cost "
+          "the first run's again")
+    recs = records(check, paper, cfg, flops_per_s)
+    recs.append(Record("weekly update GPU-hours (data stages)", week_gpu, first_gpu,
+                       week_gpu / first_gpu, "GPU-h", "reported", True, "model",
+                       {"weekly_chunks": args.weekly_chunks,
+                        "stages": {s.name: s.hours for s in weekly}}))
+    report("cost", recs)
 
 
 if __name__ == "__main__":

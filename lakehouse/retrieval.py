@@ -89,6 +89,11 @@ class RetrievalSettings(BaseModel):
     # query; list: one query of the root's words alone per root, fused as its own list
     # (weight lexical_weight x context_weight)
     sample_queries: int = Field(8, ge=0)  # queries shown in the Markdown sample
+    refresh: Literal["incremental", "full"] = "incremental"  # incremental: a root shard's
+    # stored searches get only the added pool shards' hits (lakehouse.retrieval_state);
+    # full: every run searches the whole index (and refreshes the frozen statistics)
+    refresh_growth: float = Field(0.25, ge=0)  # a full search once the index has grown by
+    # this share of its rows since the last one (the lexical side's frozen frequencies)
 
 
 @dataclass(frozen=True)
@@ -345,39 +350,43 @@ def root_context(index: VectorIndex, doc_ids: list[str], root_texts: Mapping[str
     return [ctx[d] for d in doc_ids]
 
 
-def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa.Table,
-             index: VectorIndex, settings: RetrievalSettings,
-             root_texts: Mapping[str, str] | None = None) -> tuple[pa.Table, dict]:
-    """Candidates of every anchor of one root shard (``tables.RETRIEVAL_CANDIDATES``).
+@dataclass
+class Searched:
+    """What the searches of one root shard found, before exclusion and fusion: each side's
+    ranked hits per distinct query, each anchor's row in them, and the lexical queries as
+    searched (the words chosen from the pool's frequencies at the time). An incremental run
+    (lakehouse.retrieval_state) merges a new shard's hits into these lists."""
 
-    ``anchors``: ``doc_id``, ``position``, ``query`` and optionally ``anchor_word`` (see
-    ``anchor_word``; used by ``anchor_boost`` and ``anchor_word_query``). ``query_vectors``:
-    the unit-norm embedding of each anchor's query, row for row (may be None in lexical
-    mode). ``own_chunks``: ``doc_id``, ``vector`` and ``chunk_id`` of the shard's own chunks
-    (what counts as a near-copy of a root, and which chunks' words are not counted in the
-    frequencies that pick its lexical query words: ``own_term_counts``). ``root_texts``
-    (doc_id -> text) is read only with ``context_terms`` > 0. Each distinct query is searched
-    once. Returns the table and its statistics: counts, each drop reason, the share of
-    anchors whose candidates came from the
-    lexical side only / the dense side only / both, timings and a Markdown sample.
-    """
+    dense: list[Hits]  # per distinct dense query (the anchor's window text)
+    dense_of: list[int]  # per anchor, its row in ``dense``
+    lexical: list[dict[str, Hits]]  # per distinct lexical key, per list name
+    lexical_of: list[int]  # per anchor, its row in ``lexical``
+    lexical_queries: list[dict[str, LexicalQuery]]  # per distinct lexical key, as searched
+    fetch: int  # hits fetched per list
+    dense_s: float = 0.0
+    lexical_s: float = 0.0
+
+
+def fetch_depth(own_chunks: pa.Table, settings: RetrievalSettings) -> int:
+    """Hits fetched per list: ``depth`` plus the most chunks one root has (its own chunks
+    are excluded after the search, so they cannot crowd the list out)."""
+    per_doc = Counter(own_chunks["doc_id"].to_pylist()) if own_chunks.num_rows else Counter()
+    return settings.depth + max(per_doc.values(), default=0)
+
+
+def search_sides(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa.Table,
+                 index: VectorIndex, settings: RetrievalSettings,
+                 root_texts: Mapping[str, str] | None = None) -> Searched:
+    """Every side's searches of one root shard's anchors over the whole index (see
+    ``retrieve`` for the arguments)."""
     n = anchors.num_rows
     mode = settings.mode
-    if mode != "lexical" and n and (query_vectors is None or len(query_vectors) != n):
-        raise ValueError("query_vectors must have one row per anchor in dense/hybrid mode")
-    if settings.context_terms and mode != "dense" and root_texts is None:
-        raise ValueError("context_terms > 0 needs root_texts (doc_id -> text of each root)")
     doc_ids = anchors["doc_id"].to_pylist()
-    positions = anchors["position"].to_pylist()
     queries = anchors["query"].to_pylist()
     words = (anchors["anchor_word"].to_pylist() if "anchor_word" in anchors.column_names
              else [""] * n)
     words = [w or "" for w in words]
-    own_vecs, own_by_doc = _own(own_chunks, index.dim)
-    longest_own = max((len(v) for v in own_by_doc.values()), default=0)
-    fetch = settings.depth + longest_own
-    stats: dict = {"mode": mode, "anchors": n, "k": settings.k, "depth": fetch}
-
+    fetch = fetch_depth(own_chunks, settings)
     own_terms = own_term_counts(index, own_chunks, settings.near_dup_cosine) \
         if mode != "dense" and n else {}
     contexts = root_context(index, doc_ids, root_texts, settings.context_terms, own_terms) \
@@ -390,10 +399,49 @@ def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa
         t0 = time.perf_counter()
         dense, dense_of = _dense_side(index, queries, query_vectors, fetch, settings) \
             if mode != "lexical" and n else ([], [])
-        stats["dense_s"] = time.perf_counter() - t0
-        lexical, lexical_of, stats["lexical_s"] = lexical_job.result() if lexical_job \
-            else ([], [], 0.0)
-    stats["search_s"] = time.perf_counter() - t0
+        dense_s = time.perf_counter() - t0
+        lexical, lexical_of, per_key, lexical_s = lexical_job.result() if lexical_job \
+            else ([], [], [], 0.0)
+    return Searched(dense, dense_of, lexical, lexical_of, per_key, fetch, dense_s, lexical_s)
+
+
+def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa.Table,
+             index: VectorIndex, settings: RetrievalSettings,
+             root_texts: Mapping[str, str] | None = None,
+             searched: Searched | None = None) -> tuple[pa.Table, dict]:
+    """Candidates of every anchor of one root shard (``tables.RETRIEVAL_CANDIDATES``).
+
+    ``anchors``: ``doc_id``, ``position``, ``query`` and optionally ``anchor_word`` (see
+    ``anchor_word``; used by ``anchor_boost`` and ``anchor_word_query``). ``query_vectors``:
+    the unit-norm embedding of each anchor's query, row for row (may be None in lexical
+    mode). ``own_chunks``: ``doc_id``, ``vector`` and ``chunk_id`` of the shard's own chunks
+    (what counts as a near-copy of a root, and which chunks' words are not counted in the
+    frequencies that pick its lexical query words: ``own_term_counts``). ``root_texts``
+    (doc_id -> text) is read only with ``context_terms`` > 0. Each distinct query is searched
+    once. ``searched``: the searches already made (an incremental run's merged lists;
+    default: ``search_sides`` now). Returns the table and its statistics: counts, each drop
+    reason, the share of anchors whose candidates came from the lexical side only / the
+    dense side only / both, timings and a Markdown sample.
+    """
+    n = anchors.num_rows
+    mode = settings.mode
+    if mode != "lexical" and n and (query_vectors is None or len(query_vectors) != n):
+        raise ValueError("query_vectors must have one row per anchor in dense/hybrid mode")
+    if settings.context_terms and mode != "dense" and root_texts is None:
+        raise ValueError("context_terms > 0 needs root_texts (doc_id -> text of each root)")
+    doc_ids = anchors["doc_id"].to_pylist()
+    positions = anchors["position"].to_pylist()
+    queries = anchors["query"].to_pylist()
+    own_vecs, own_by_doc = _own(own_chunks, index.dim)
+    t0 = time.perf_counter()
+    if searched is None:
+        searched = search_sides(anchors, query_vectors, own_chunks, index, settings,
+                                root_texts)
+    dense, dense_of = searched.dense, searched.dense_of
+    lexical, lexical_of = searched.lexical, searched.lexical_of
+    stats: dict = {"mode": mode, "anchors": n, "k": settings.k, "depth": searched.fetch,
+                   "dense_s": searched.dense_s, "lexical_s": searched.lexical_s,
+                   "search_s": time.perf_counter() - t0}
     distinct = max(len(dense), len(lexical))
     stats["distinct_queries"] = distinct
     stats["queries_per_s"] = distinct / stats["search_s"] if stats["search_s"] > 0 \
@@ -459,10 +507,11 @@ def _dense_side(index: VectorIndex, queries: list[str], query_vectors: np.ndarra
 def _lexical_side(index: VectorIndex, queries: list[str], words: list[str], contexts: list[str],
                   fetch: int, settings: RetrievalSettings, doc_ids: list[str],
                   own_terms: Mapping[str, Mapping[str, int]]
-                  ) -> tuple[list[dict[str, Hits]], list[int], float]:
+                  ) -> tuple[list[dict[str, Hits]], list[int], list[dict[str, LexicalQuery]],
+                             float]:
     """BM25 hit lists of each distinct (query, anchor word, context, root), each anchor's row
-    in them, and the seconds it took (the root counts: its own chunks are not counted in the
-    frequencies that pick its window's words)."""
+    in them, the queries searched, and the seconds it took (the root counts: its own chunks
+    are not counted in the frequencies that pick its window's words)."""
     t0 = time.perf_counter()
     ukeys, of = _unique(list(zip(queries, words, contexts, doc_ids, strict=True)))
     df: dict[str, int] = {}
@@ -481,7 +530,7 @@ def _lexical_side(index: VectorIndex, queries: list[str], words: list[str], cont
         found = index.search_lexical([query_of[k] for k in distinct], fetch)
         for i, j in zip(rows, of_row, strict=True):
             lexical[i][name] = found[j]
-    return lexical, of, time.perf_counter() - t0
+    return lexical, of, per_key, time.perf_counter() - t0
 
 
 def _own(own_chunks: pa.Table, dim: int) -> tuple[np.ndarray, dict[str, list[int]]]:

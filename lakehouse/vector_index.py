@@ -445,16 +445,68 @@ class VectorIndex:
         return {c: t or "" for c, t in zip(res["chunk_id"].to_pylist(),
                                              res["text"].to_pylist(), strict=True)}
 
+    def rows(self, chunk_ids: Sequence[str]) -> dict[str, tuple[str, str, np.ndarray]]:
+        """chunk_id -> (doc_id, shard_key, vector) of those of ``chunk_ids`` the table holds
+        (what an incremental retrieval checks its stored hits against)."""
+        table = self._table()
+        out: dict[str, tuple[str, str, np.ndarray]] = {}
+        ids = sorted(set(chunk_ids))
+        for lo in range(0, len(ids) if table is not None else 0, 2048):
+            where = "chunk_id IN (" + ", ".join(_quote(c) for c in ids[lo:lo + 2048]) + ")"
+            res = table.search().where(where).select(
+                ["chunk_id", "doc_id", "shard_key", "vector"]).limit(None).to_arrow()
+            vecs = res["vector"].combine_chunks().flatten().to_numpy(
+                zero_copy_only=False).reshape(-1, self.dim).astype(np.float32)
+            for c, d, k, v in zip(res["chunk_id"].to_pylist(), res["doc_id"].to_pylist(),
+                                  res["shard_key"].to_pylist(), vecs, strict=True):
+                out[c] = (d, k, v)
+        return out
+
+    def search_shards(self, queries: np.ndarray, k: int, shards: Sequence[str],
+                      batch: int = 256) -> list[Hits]:
+        """Top-``k`` by cosine among the rows of ``shards`` only (the shards an update adds).
+
+        Exact (every query against every row of those shards) while they hold fewer than
+        ``exact_below`` rows, which a weekly shard of a large pool usually does not: then the
+        table's ANN index answers with the shards as a pre-filter, the same approximation as
+        a search of the whole table.
+        """
+        table = self._table()
+        empty = Hits([], [], np.zeros(0, np.float32), np.zeros((0, self.dim), np.float32))
+        if table is None or not shards or not len(queries):
+            return [empty for _ in range(len(queries))]
+        where = "shard_key IN (" + ", ".join(_quote(x) for x in sorted(set(shards))) + ")"
+        if self.index_kind() != "exact" and table.count_rows(where) >= self.params.exact_below:
+            return self._search_ann(table, queries, k, batch, True, where)
+        res = table.search().where(where).select(["chunk_id", "doc_id", "vector"]).limit(
+            None).to_arrow()
+        ids, docs = res["chunk_id"].to_pylist(), res["doc_id"].to_pylist()
+        if not ids:
+            return [empty for _ in range(len(queries))]
+        vecs = res["vector"].combine_chunks().flatten().to_numpy(
+            zero_copy_only=False).reshape(-1, self.dim).astype(np.float32)
+        out = []
+        for lo in range(0, len(queries), batch):
+            sims = np.asarray(queries[lo:lo + batch], np.float32) @ vecs.T
+            for row in sims:
+                order = sorted(range(len(ids)), key=lambda i, r=row: (-r[i], ids[i]))[:k]
+                out.append(Hits([ids[i] for i in order], [docs[i] for i in order],
+                                row[order].astype(np.float32), vecs[order]))
+        return out
+
     def has_fts(self) -> bool:
         table = self._table()
         return table is not None and self._fts_index(table) is not None
 
     def search_lexical(self, queries: Sequence[LexicalQuery], k: int,
-                       with_vectors: bool = True) -> list[Hits]:
+                       with_vectors: bool = True, shards: Sequence[str] | None = None
+                       ) -> list[Hits]:
         """Top-``k`` chunks by BM25 for each query (``Hits.scores`` are BM25 scores).
 
         The queries run concurrently (``fts_concurrency`` in flight) on LanceDB's event loop;
         an empty query, or one of stop words only, finds nothing. Ties are broken by chunk id.
+        ``shards``: only rows of these shards (a filter applied before the top-``k``; scores
+        still use the whole table's statistics).
         """
         from lancedb.background_loop import LOOP
 
@@ -462,8 +514,12 @@ class VectorIndex:
         empty = Hits([], [], np.zeros(0, np.float32), np.zeros((0, self.dim), np.float32))
         if table is None or not len(queries) or self._fts_index(table) is None:
             return [empty for _ in queries]
+        where = None if shards is None else "shard_key IN (" + ", ".join(
+            _quote(x) for x in sorted(set(shards))) + ")"
+        if shards is not None and not shards:
+            return [empty for _ in queries]
         results, rows = LOOP.run(self._lexical_async(list(queries), k, with_vectors,
-                                                     table.version))
+                                                     table.version, where))
         return [self._lexical_hits(r, rows, with_vectors) if r is not None else empty
                 for r in results]
 
@@ -476,7 +532,8 @@ class VectorIndex:
         return self._async[1]
 
     async def _lexical_async(self, queries: list[LexicalQuery], k: int, with_vectors: bool,
-                             version: int) -> tuple[list[pa.Table | None], dict[int, tuple]]:
+                             version: int, where: str | None = None
+                             ) -> tuple[list[pa.Table | None], dict[int, tuple]]:
         """The BM25 (row id, score) pairs of every query, then the rows of all of them in one
         ``take``: chunk id, doc id, vector (reading them inside each query costs a third of
         its speed)."""
@@ -497,8 +554,10 @@ class VectorIndex:
                 ftq = BooleanQuery([(Occur.SHOULD, MatchQuery(t, "text", boost=b))
                                     for t, b in parts])
             async with gate:
-                return await table.query().nearest_to_text(ftq).limit(k).select(
-                    ["_score"]).with_row_id().to_arrow()
+                query = table.query().nearest_to_text(ftq)
+                if where is not None:
+                    query = query.where(where)
+                return await query.limit(k).select(["_score"]).with_row_id().to_arrow()
 
         results = await asyncio.gather(*(one(q) for q in queries))
         ids = sorted({int(i) for r in results if r is not None
@@ -617,7 +676,7 @@ class VectorIndex:
         return out
 
     def _search_ann(self, table, queries: np.ndarray, k: int, batch: int,
-                    with_vectors: bool) -> list[Hits]:
+                    with_vectors: bool, where: str | None = None) -> list[Hits]:
         plan = ann_plan(table.count_rows(), self.dim, self.params)
         ef = plan.ef(k, self.params)
         columns = ["chunk_id", "doc_id", "_distance"] + (["vector"] if with_vectors else [])
@@ -629,6 +688,8 @@ class VectorIndex:
                 query = query.ef(ef)
             if plan.refine_factor:
                 query = query.refine_factor(plan.refine_factor)
+            if where is not None:
+                query = query.where(where, prefilter=True)
             res = query.select(columns).to_arrow()
             out.extend(self._split_hits(res, len(part), with_vectors))
         return out

@@ -47,6 +47,8 @@ class VerifySettings(BaseModel):
     prefix_cache: bool = True  # every chunk is forwarded once and each root runs on its
     # keys/values (same H' to 3e-5): 1.31x fewer tokens than one pass per (root, chunk) on
     # bench/verification's planted pool, 1.20x less time on 2 CPU cores (both packed)
+    reuse: bool = True  # forward only the (root, chunk) passes whose key the shard's pass
+    # store lacks (lakehouse.pass_store); False: forward every pass (a full refresh)
 
 
 KAPPA_FROZEN = 0.4  # sparse: kept fraction with a frozen scorer (SPEC B.2)

@@ -38,6 +38,7 @@ and packed by the same kernel.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -182,6 +183,8 @@ class PassScores:
     h_prime: np.ndarray  # with the chunk prepended
     nll_prime: np.ndarray
     context_start: np.ndarray  # first document token of each position's context (0: all)
+    key: str = ""  # what the pass depends on, hashed (pass_keys); equal keys, equal scores
+    doc_key: str = ""  # what its baseline (h, nll: the document alone) depends on
 
 
 @dataclass
@@ -191,6 +194,42 @@ class Verification:
     pair_passes: int  # forward sequences [chunk; segment]
     baseline_tokens: int  # of forward_tokens, the documents' own (truncated) contexts
     rows: dict[str, np.ndarray] = field(default_factory=dict)  # per candidate row
+    reused_passes: int = 0  # (document, chunk) passes taken from ``known``, not forwarded
+    reused_baselines: int = 0  # document segments whose baseline came from ``known``
+
+
+def _digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        b = part.encode() if isinstance(part, str) else part
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()[:32]
+
+
+def pass_keys(groups: Mapping[tuple[str, str], set[int]], doc_tokens: Mapping[str, np.ndarray],
+              chunk_tokens: Mapping[str, np.ndarray], doc_window: int, overlap: int,
+              positions: str, identity: str) -> tuple[dict[tuple[str, str], str],
+                                                      dict[str, str]]:
+    """Per (document, chunk) pass, a hash of everything its scores depend on, and per
+    document the hash of what its baseline depends on.
+
+    A pass reads ``[chunk; document segment]``: its scores are fixed by the scorer and the
+    settings that shape a pass (``identity``, given by the caller), the segment plan
+    (``doc_window``, ``overlap``), the two token sequences, and, when only anchors are read,
+    which positions. Batch sizes, the device and which other pairs share the call do not
+    enter (they change float summation order only), so a pass whose key a previous run
+    stored need not be forwarded again.
+    """
+    docs = {d: _digest(identity, f"{doc_window}:{overlap}:{positions}",
+                       np.ascontiguousarray(doc_tokens[d], np.int64).tobytes())
+            for d in sorted({d for d, _ in groups})}
+    keys = {}
+    for (d, c), ts in groups.items():
+        read = "" if positions == "all" else ",".join(map(str, sorted(ts)))
+        keys[d, c] = _digest(docs[d], np.ascontiguousarray(chunk_tokens[c], np.int64).tobytes(),
+                             read)
+    return keys, docs
 
 
 def doc_segments(n: int, doc_window: int, overlap: int, first: int) -> list[Window]:
@@ -204,7 +243,9 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
                       doc_tokens: Mapping[str, np.ndarray],
                       chunk_tokens: Mapping[str, np.ndarray],
                       settings: VerifySettings = DEFAULT_VERIFY,
-                      chunk_reserve: int | None = None) -> Verification:
+                      chunk_reserve: int | None = None,
+                      known: Mapping[str, PassScores] | None = None,
+                      identity: str = "") -> Verification:
     """The verification stage: H, NLL, H', NLL' for every (anchor, candidate chunk) row.
 
     ``candidates``: columns doc_id, position, chunk_id (retrieval_candidates). Returns the
@@ -217,6 +258,12 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
     beside ``chunk_reserve`` tokens when that is larger (the chunking size): then the
     segments, and so every pass's scores, do not depend on which other pairs share the call,
     and passes verified apart can be merged (``candidate_rows``).
+
+    ``known``: passes of earlier calls by their ``key`` (``pass_keys``; ``identity`` names the
+    scorer and the settings that shape a pass). A pair whose key is there is not forwarded,
+    and a document segment whose baseline a known pass of the same document already holds
+    is not forwarded either; the rest is. So a new pool shard costs the passes of its own
+    chunks, not the lake's.
     """
     docs_col = [str(d) for d in candidates["doc_id"]]
     pos_col = np.asarray(candidates["position"], np.int64)
@@ -243,10 +290,19 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
         return out
     segs = {d: doc_segments(len(doc_tokens[d]), doc_window, config.overlap, first)
             for d in sorted({d for d, _ in groups})}
+    keys, doc_keys = pass_keys(groups, doc_tokens, chunk_tokens, doc_window, config.overlap,
+                               settings.positions, identity)
+    known = known or {}
+    carried = {g: known[k] for g, k in keys.items() if k in known}
+    by_doc_key: dict[str, list[PassScores]] = {}
+    for ps in known.values():
+        by_doc_key.setdefault(ps.doc_key, []).append(ps)
 
     # what each pass reads: per (doc, chunk), per segment, the positions
     plan: list[tuple[str, str, int, np.ndarray]] = []
     for (d, c), ts in sorted(groups.items()):
+        if (d, c) in carried:
+            continue
         anchors = np.array(sorted(ts), np.int64)
         for k, w in enumerate(segs[d]):
             if settings.positions == "all":
@@ -260,14 +316,22 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
     read_to: dict[tuple[str, int], int] = {}
     for d, _, k, p in plan:
         read_to[d, k] = max(read_to.get((d, k), 0), int(p[-1]) + 1)
-    base_keys = sorted(read_to)
+    base: dict[tuple[str, int], TokenScores] = {}
+    for d, k in sorted(read_to):
+        w = segs[d][k]
+        got = _known_baseline(by_doc_key.get(doc_keys[d], []),
+                              np.arange(w.score_from, read_to[d, k], dtype=np.int64))
+        if got is not None:
+            base[d, k] = got
+    out.reused_baselines = len(base)
+    base_keys = sorted(set(read_to) - set(base))
     base_seqs, base_pos = [], []
     for d, k in base_keys:
         w = segs[d][k]
         base_seqs.append(np.asarray(doc_tokens[d][w.start:read_to[d, k]], np.int64))
         base_pos.append(np.arange(w.score_from - w.start, read_to[d, k] - w.start,
                                   dtype=np.int64))
-    base = dict(zip(base_keys, score_positions(model, base_seqs, base_pos, config),
+    base.update(zip(base_keys, score_positions(model, base_seqs, base_pos, config),
                     strict=True))
     out.baseline_tokens = int(sum(len(x) for x in base_seqs))
     # pair passes: [C; D[s : last read position + 1]]
@@ -291,9 +355,24 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
                                              s.nll, np.full(len(p), w.start, np.int64)))
     for (d, c), ps in parts.items():
         cat = [np.concatenate([x[i] for x in ps]) for i in range(6)]
-        out.passes.append(PassScores(d, c, *cat))
+        out.passes.append(PassScores(d, c, *cat, key=keys[d, c], doc_key=doc_keys[d]))
+    for (d, c), ps in carried.items():
+        out.passes.append(PassScores(d, c, ps.positions, ps.h, ps.nll, ps.h_prime,
+                                     ps.nll_prime, ps.context_start, keys[d, c], doc_keys[d]))
+    out.passes.sort(key=lambda ps: (ps.doc_id, ps.chunk_id))
+    out.reused_passes = len(carried)
     out.rows = candidate_rows(candidates, out.passes)
     return out
+
+
+def _known_baseline(passes: Sequence[PassScores], wanted: np.ndarray) -> TokenScores | None:
+    """The document-alone scores at ``wanted`` from a known pass of the same document (same
+    ``doc_key``: same tokens, segments and scorer) that read all of them; None if none did."""
+    for ps in passes:
+        j = np.searchsorted(ps.positions, wanted)
+        if len(wanted) and (j < len(ps.positions)).all() and (ps.positions[j] == wanted).all():
+            return TokenScores(np.asarray(ps.h[j], np.float32), np.asarray(ps.nll[j], np.float32))
+    return None
 
 
 def candidate_rows(candidates: Mapping[str, Sequence], passes: Sequence[PassScores]

@@ -51,6 +51,14 @@ def _materialized(instance: dg.DagsterInstance, asset: str) -> dict[str, int]:
     return counts
 
 
+def _latest_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> dict:
+    """The metadata values of ``asset``'s latest materialization of ``partition``."""
+    (record,) = instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey(asset), asset_partitions=[partition]), limit=1).records
+    return {k: getattr(v, "value", v) for k, v in
+            record.asset_materialization.metadata.items()}
+
+
 def test_sensor_runs_new_shards_then_only_the_changed_one(tmp_path, monkeypatch):
     corpus = tmp_path / "corpora" / "logs"
     corpus.mkdir(parents=True)
@@ -217,6 +225,12 @@ def _flow(instance: dg.DagsterInstance, corpus: Path, config: Path) -> None:
     for asset in ("retrieval_candidates", "verified_dependencies"):
         assert set(new[asset]) == {"logs/part-0", "logs/part-1"}, (asset, new[asset])
         assert new[asset]["logs/part-0"] == 1, (asset, new[asset])
+    # ... but part-0's verification forwarded only the pairs it had not seen: every other
+    # (root, chunk) pass came from its pass store, and its rows were decided again over all
+    meta = _latest_metadata(instance, "verified_dependencies", "logs/part-0")
+    assert meta["passes_reused"] > 0, meta
+    search = _latest_metadata(instance, "retrieval_candidates", "logs/part-0")
+    assert search["search"] in ("incremental", "full") and search["search_reason"], search
     for asset in ("packed_dataset", "baseline_dataset", "stats_catalog"):
         assert new[asset].get(None, 0) >= 1, (asset, new[asset])
     # training is never automatic

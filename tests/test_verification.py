@@ -268,3 +268,39 @@ def test_stage_with_packed_batches_equals_the_padded_stage():
     for key in ("h_prime", "nll_prime", "h", "nll"):
         np.testing.assert_allclose(got[True].rows[key], got[False].rows[key], atol=1e-5)
     assert got[True].forward_tokens == got[False].forward_tokens
+
+
+def test_known_passes_are_carried_over_and_only_new_pairs_are_forwarded(tiny_llama, tmp_path):
+    """A re-run with the stored passes forwards only the new chunk's pairs (and no baseline:
+    the root's is in a stored pass), and its rows equal a from-scratch run's."""
+    from lakehouse import pass_store
+    from models.verification import VerifySettings, verify_candidates
+
+    docs = dict(zip(["a", "b"], _seqs([60, 45], 21), strict=True))
+    chunks = dict(zip(["x", "y", "z"], _seqs([20, 33, 17], 22), strict=True))
+    old = [("a", 10, "x"), ("a", 40, "x"), ("b", 44, "y"), ("a", 59, "y")]
+    new = [*old, ("a", 40, "z")]
+    cfg = ScoringConfig(window=256, token_budget=200)
+    run = {"settings": VerifySettings(positions="all"), "chunk_reserve": 40, "identity": "s"}
+    first = verify_candidates(tiny_llama, cfg, _cands(old), docs, chunks, **run)
+    path = str(tmp_path / "passes.parquet")
+    pass_store.save(first.passes, path)
+    known = pass_store.load(path)
+    assert sorted(known) == sorted(p.key for p in first.passes)
+    update = verify_candidates(tiny_llama, cfg, _cands(new), docs, chunks, known=known, **run)
+    scratch = verify_candidates(tiny_llama, cfg, _cands(new), docs, chunks, **run)
+    assert update.reused_passes == 3 and update.pair_passes == 1
+    assert update.reused_baselines == 1 and update.baseline_tokens == 0
+    assert update.forward_tokens == len(chunks["z"]) + len(docs["a"])
+    assert scratch.forward_tokens > 3 * update.forward_tokens
+    for k in ("h", "nll", "h_prime", "nll_prime"):
+        np.testing.assert_allclose(update.rows[k], scratch.rows[k], atol=1e-4)
+    assert [p.key for p in update.passes] == [p.key for p in scratch.passes]
+    # what the key hashes: another scorer identity, another token, another segment plan
+    other = verify_candidates(tiny_llama, cfg, _cands(new), docs, chunks, known=known,
+                              **{**run, "identity": "t"})
+    assert other.reused_passes == 0
+    edited = {**chunks, "x": chunks["x"].copy()}
+    edited["x"][3] += 1
+    assert verify_candidates(tiny_llama, cfg, _cands(old), docs, edited, known=known,
+                             **run).reused_passes == 2  # ("a", "y"), ("b", "y") kept; x not
