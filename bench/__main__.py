@@ -7,7 +7,7 @@ import sys
 
 BENCHMARKS = ["ingest", "entropy", "retrieval", "planted", "realtext", "verification",
               "incremental", "packing", "streamed_data", "token_weights", "training", "cost",
-              "mfu", "method"]
+              "mfu", "method", "dagster_scale"]
 
 
 def main(argv: list[str] | None = None) -> None:
