@@ -8,12 +8,13 @@ from assets.common import image, load_configured_scorer
 from assets.recurring import recurring_set
 from lakehouse import tables
 from lakehouse.anchors import anchor_table
+from lakehouse.corpora import file_sha256
 from lakehouse.plots import histogram_png
 from lakehouse.recurring import recurring_masks
 from models.entropy_profiles import entropy_profiles as score_profiles
 from models.registry import resolve_scorer
 from models.scoring import max_entropy
-from orchestration.automation import FOLLOW_INPUTS
+from orchestration.automation import FOLLOW_INPUTS, follow_changes
 from orchestration.lake_assets import StageContext, lake_asset
 from orchestration.partitions import TRANSIENT_RETRY
 
@@ -63,7 +64,9 @@ def entropy_profiles(ctx: StageContext):
     partitions="root_shards", settings=["anchors", "recurring"], group="entropy",
     reads={"entropy_profiles": "shard", "tokenized_docs": "shard", "corpus_shards": "shard",
            "recurring_text": "all"},
-    kinds=["parquet", "python"], automation=FOLLOW_INPUTS,
+    kinds=["parquet", "python"],
+    automation=follow_changes(("recurring_text",),
+                              ("entropy_profiles", "tokenized_docs", "corpus_shards")),
     description="Positions another document may explain, with the text of their retrieval "
                 "query: `anchors.rule` surprise (words whose summed gold NLL is above mean + "
                 "alpha * std of the document's words) or entropy (the paper's H > mean + "
@@ -79,6 +82,8 @@ def anchors(ctx: StageContext):
     path = ctx.write_shard(table)
     ctx.log.info(f"{ctx.partition_key}: {table.num_rows} anchors in {prof.num_rows} docs, "
                  f"{stats.get('anchors_per_1k_tokens', 0):.1f} per 1K tokens")
-    return dg.MaterializeResult(metadata={
-        **{k: v for k, v in stats.items() if isinstance(v, int | float | str)},
-        "dagster/row_count": table.num_rows, "path": dg.MetadataValue.path(path)})
+    meta = {k: v for k, v in stats.items() if isinstance(v, int | float | str)}
+    meta.update({"dagster/row_count": table.num_rows, "path": dg.MetadataValue.path(path)})
+    # the file's hash: retrieval follows anchors that changed, not every re-run of them
+    return dg.MaterializeResult(data_version=dg.DataVersion(file_sha256(path)[0][:16]),
+                                metadata=meta)

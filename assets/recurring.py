@@ -8,6 +8,9 @@ repeats it is a copy, not a dependency. Word document frequencies tell a chunk t
 explains a rare name from one that shares a template's words with the root.
 """
 
+import hashlib
+import json
+
 import dagster as dg
 import pyarrow as pa
 
@@ -57,7 +60,12 @@ def recurring_text(ctx: StageContext):
                    + [f"| {r['docs']} | {' '.join(r['example'].split())[:120]} |" for r in top])
     ctx.log.info(f"{stats['recurring_units']} recurring units of {stats['units']}; "
                  f"{fstats['terms']} words over {n_docs} documents")
-    yield dg.MaterializeResult(asset_key="recurring_text", metadata={
+    # what readers use is the set of recurring units, not their counts: its hash is the data
+    # version, so anchors follow a recount only when the set moved (follow_changes)
+    version = hashlib.sha256(json.dumps([sorted(table["unit_hash"].to_pylist()),
+                                         ctx.settings.recurring.model_dump()]).encode())
+    yield dg.MaterializeResult(asset_key="recurring_text", data_version=dg.DataVersion(
+        version.hexdigest()[:16]), metadata={
         **stats, "most_frequent": dg.MetadataValue.md(md or "(none)"),
         "dagster/row_count": table.num_rows, "path": dg.MetadataValue.path(path)})
     yield dg.MaterializeResult(asset_key="term_frequencies", metadata={

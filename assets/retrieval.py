@@ -20,7 +20,7 @@ from lakehouse.storage import atomic_write_bytes, exists, glob, read_bytes, read
 from lakehouse.vector_index import VectorIndex
 from models.embedding import embed_texts
 from models.registry import load_embedder
-from orchestration.automation import follow_only
+from orchestration.automation import follow_changes, follow_only
 from orchestration.config import PipelineConfig
 from orchestration.lake_assets import StageContext, lake_asset
 from orchestration.partitions import TRANSIENT_RETRY
@@ -116,7 +116,8 @@ def vector_index(ctx: StageContext):
                  f"shards, {report.rows} rows, {report.index} "
                  f"({time.perf_counter() - start:.1f} s); {sum(left_out.values())} chunks of "
                  f"recurring text left out of the shards loaded")
-    return dg.MaterializeResult(metadata={
+    version = hashlib.sha256(json.dumps(wanted, sort_keys=True).encode()).hexdigest()[:16]
+    return dg.MaterializeResult(data_version=dg.DataVersion(version), metadata={
         "rows": report.rows, "shards": len(wanted), "index": report.index,
         "recurring_chunks_left_out": sum(left_out.values()),
         "left_out_by_shard": dg.MetadataValue.json(left_out),
@@ -131,7 +132,7 @@ def vector_index(ctx: StageContext):
     reads={"anchors": "shard", "chunk_embeddings": "shard", "vector_index": "all",
            "corpus_shards": "shard"},
     kinds=["lancedb", "parquet"], retry=TRANSIENT_RETRY,
-    automation=follow_only("anchors", "vector_index"),
+    automation=follow_changes(("anchors", "vector_index")),
     checks=[(NO_SELF_CHECK, "no candidate comes from its root document", True)],
     description="Top-K pool chunks for every anchor query (`retrieval.mode`: dense, lexical "
                 "or both fused by reciprocal rank; lexical queries carry the window's rarest "
@@ -139,7 +140,7 @@ def vector_index(ctx: StageContext):
                 "per pool document, near-copies collapsed, the root's own chunks and its "
                 "near-duplicates excluded; each drop counted. Searches are stored (`_state/`): "
                 "after a pool change only the added shards are searched and merged in "
-                "(`retrieval.refresh`, `retrieval.refresh_growth`).",
+                "(`retrieval.refresh`).",
 )
 def retrieval_candidates(ctx: StageContext):
     settings = ctx.settings

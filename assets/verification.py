@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.dataset as ds
 
-from assets.common import image, load_configured_scorer
+from assets.common import configured_scoring, image, load_configured_scorer
 from assets.entropy import SCORER_SETTINGS
 from assets.recurring import recurring_set, term_frequency
 from lakehouse import pass_store
@@ -93,9 +93,11 @@ def verified_dependencies(ctx: StageContext):
     rows, passes, forward, reuse = {}, [], 0, {}
     if cfg.mode == "on" and cands.num_rows:
         known = pass_store.load(passes_path(ctx)) if cfg.reuse else {}
-        model, scoring = load_configured_scorer(ctx.settings)
+        scoring = configured_scoring(ctx.settings)
         start = time.perf_counter()
-        v = verify_candidates(model, scoring, columns, doc_tokens, chunk_tokens,
+        # the scorer is loaded only if a pass must be forwarded (not when all are stored)
+        v = verify_candidates(lambda: load_configured_scorer(ctx.settings)[0], scoring,
+                              columns, doc_tokens, chunk_tokens,
                               VerifySettings(positions=cfg.positions,
                                              prefix_cache=cfg.prefix_cache),
                               chunk_reserve=ctx.settings.chunking.size, known=known,

@@ -80,7 +80,7 @@ def run_point(n: int, ctx: dict, log=_log) -> dict:
         return v, time.perf_counter() - t0
 
     def cands_of(t: pa.Table) -> dict[str, list]:
-        return {k: t[k].to_pylist() for k in ("doc_id", "position", "chunk_id", "rank")}
+        return {k: t[k].to_pylist() for k in t.column_names}
 
     def search(index, state):
         t0 = time.perf_counter()
@@ -94,7 +94,11 @@ def run_point(n: int, ctx: dict, log=_log) -> dict:
         index.sync({f"pool/{i:04d}": "v1" for i in range(n)},
                    lambda key: table(shards[int(key.split("/")[1])]))
         _, state, first, _ = search(index, None)
-        v0, _ = verify(first, {})
+        log(f"N={n}: {index.count()} chunks in {n} shards; first run: "
+            f"{len(first['doc_id'])} candidate rows ...")
+        v0, s0 = verify(first, {})
+        log(f"N={n}: first run verified {len(v0.passes)} passes, {v0.forward_tokens:,} "
+            f"tokens in {s0:.0f} s")
         known = {p.key: p for p in v0.passes}
         index.sync({f"pool/{i:04d}": "v1" for i in range(n + 1)},
                    lambda key: table(shards[int(key.split("/")[1])]))
@@ -118,6 +122,10 @@ def run_point(n: int, ctx: dict, log=_log) -> dict:
     pairs_up = set(zip(upd["doc_id"], upd["chunk_id"], strict=True))
     new_pairs = {(d, c) for d, c in pairs_up if shard_of[c] == n}
     new_tokens = _pass_tokens(new_pairs, doc_tokens, chunk_tokens)
+    # pairs of old shards' chunks that are candidates now and were not before: the lexical
+    # side's frequencies moved with the new documents (a search from scratch has them too)
+    old_pairs = set(zip(first["doc_id"], first["chunk_id"], strict=True))
+    moved = {p for p in pairs_up - old_pairs if shard_of[p[1]] != n}
 
     def topk(c):
         out: dict = {}
@@ -141,6 +149,8 @@ def run_point(n: int, ctx: dict, log=_log) -> dict:
             "update_tokens": v_up.forward_tokens, "update_s": s_up,
             "update_retrieval_s": r_up, "search": up.kind, "search_reason": up.reason,
             "new_pairs": len(new_pairs), "new_pair_tokens": new_tokens,
+            "moved_pairs": len(moved),
+            "moved_pair_tokens": _pass_tokens(moved, doc_tokens, chunk_tokens),
             "new_pair_share": len(new_pairs) / max(len(pairs_up), 1),
             "tokens_vs_new": v_up.forward_tokens / new_tokens if new_tokens else
             (1.0 if v_up.forward_tokens == 0 else float("inf")),
@@ -243,12 +253,13 @@ def main(argv: list[str] | None = None) -> None:
              f"{r['scratch_tokens']:,} tokens ({r['scratch_passes']} passes) in "
              f"{r['scratch_s']:.1f} s; top-K changed at {r['anchors_topk_changed']:.1%} of "
              f"anchors; same keep decision: {r['same_keep_decision']}")
-    print("\n| N | update tokens | new pairs' tokens | ratio | passes forwarded (update / "
-          "scratch) | update s | scratch s | new pairs' share | top-K changed | same "
-          "decisions |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| N | update tokens | new shard's pairs' tokens | moved pairs' tokens | ratio | "
+          "passes forwarded (update / scratch) | update s | scratch s | new pairs' share | "
+          "top-K changed | same decisions |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['N']} | {r['update_tokens']:,} | {r['new_pair_tokens']:,} | "
+              f"{r['moved_pair_tokens']:,} | "
               f"{r['tokens_vs_new']:.2f} | {r['update_passes_forwarded']} / "
               f"{r['scratch_passes']} | {r['update_s']:.1f} | {r['scratch_s']:.1f} | "
               f"{r['new_pair_share']:.2f} | {r['anchors_topk_changed']:.1%} | "

@@ -90,10 +90,8 @@ class RetrievalSettings(BaseModel):
     # (weight lexical_weight x context_weight)
     sample_queries: int = Field(8, ge=0)  # queries shown in the Markdown sample
     refresh: Literal["incremental", "full"] = "incremental"  # incremental: a root shard's
-    # stored searches get only the added pool shards' hits (lakehouse.retrieval_state);
-    # full: every run searches the whole index (and refreshes the frozen statistics)
-    refresh_growth: float = Field(0.25, ge=0)  # a full search once the index has grown by
-    # this share of its rows since the last one (the lexical side's frozen frequencies)
+    # stored dense lists get only the added pool shards' hits (lakehouse.retrieval_state);
+    # full: every run searches the whole index on both sides
 
 
 @dataclass(frozen=True)
@@ -376,9 +374,11 @@ def fetch_depth(own_chunks: pa.Table, settings: RetrievalSettings) -> int:
 
 def search_sides(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa.Table,
                  index: VectorIndex, settings: RetrievalSettings,
-                 root_texts: Mapping[str, str] | None = None) -> Searched:
+                 root_texts: Mapping[str, str] | None = None,
+                 dense: tuple[list[Hits], list[int]] | None = None) -> Searched:
     """Every side's searches of one root shard's anchors over the whole index (see
-    ``retrieve`` for the arguments)."""
+    ``retrieve`` for the arguments); ``dense``: the dense side's lists already brought up
+    to date (lakehouse.retrieval_state), so that only the lexical side is searched."""
     n = anchors.num_rows
     mode = settings.mode
     doc_ids = anchors["doc_id"].to_pylist()
@@ -397,12 +397,15 @@ def search_sides(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks
                                   settings, doc_ids, own_terms) if mode != "dense" and n \
             else None
         t0 = time.perf_counter()
-        dense, dense_of = _dense_side(index, queries, query_vectors, fetch, settings) \
-            if mode != "lexical" and n else ([], [])
+        if dense is None:
+            dense = _dense_side(index, queries, query_vectors, fetch, settings) \
+                if mode != "lexical" and n else ([], [])
+        dense_lists, dense_of = dense
         dense_s = time.perf_counter() - t0
         lexical, lexical_of, per_key, lexical_s = lexical_job.result() if lexical_job \
             else ([], [], [], 0.0)
-    return Searched(dense, dense_of, lexical, lexical_of, per_key, fetch, dense_s, lexical_s)
+    return Searched(dense_lists, dense_of, lexical, lexical_of, per_key, fetch, dense_s,
+                    lexical_s)
 
 
 def retrieve(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa.Table,

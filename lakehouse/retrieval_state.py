@@ -1,36 +1,36 @@
-"""Incremental retrieval: a root shard's searches kept, and a new pool shard merged into them.
+"""Incremental retrieval: a root shard's dense searches kept, and a new pool shard merged in.
 
-When the pool grows by a shard, every root's candidates can change only where a chunk of
-that shard enters a hit list. So ``retrieval_candidates`` stores, beside its table, every
-hit list it searched (``Searched``: per side, per distinct query, the top ``fetch`` hits),
-with the index's shard versions at that time. The next run of the same root shard, if its
-anchors, own chunks and settings are unchanged, searches only the shards added or changed
-since (``VectorIndex.search_shards``: exact cosine over their rows; ``search_lexical`` with
-a shard filter), merges those hits into each stored list by score, drops hits of removed or
-changed shards, and re-runs exclusion and fusion (``retrieval.select``) on the merged lists.
+When the pool grows by a shard, a root's dense hit lists can change only where a chunk of
+that shard enters them. So ``retrieval_candidates`` stores, beside its table, every dense
+hit list it searched (per distinct query, the top ``fetch`` hits) with the index's shard
+versions at that time. The next run of the same root shard, if its anchors, own chunks and
+settings are unchanged, searches only the shards added or changed since
+(``VectorIndex.search_shards``), merges those hits into each stored list by score, drops
+hits of removed or changed shards, and re-runs exclusion and fusion (``retrieval.select``).
 
 What that gives, side by side with a search of the whole index:
 
 * **dense, exact index** (below ``index.exact_below`` rows): the same lists, so the same
-  candidates, ranks and scores. A list that lost a hit to a removed shard is searched again
-  in full (the stored top ``fetch`` does not hold what came after it).
-* **dense, ANN index**: the stored lists were ANN answers and the new shard's hits are exact,
-  so the merged list is at least as good as a fresh ANN search; it may differ from one.
-* **lexical**: frozen statistics. The words of each query were chosen by the pool's document
-  frequencies at the last full search, and the stored hits keep the BM25 scores of that
-  index; the new shard's hits are scored with today's. A full search would choose by today's
-  frequencies and rescore every hit. bench/incremental measures how many anchors' top-K
-  differ from a full search after each added shard.
+  candidates and ranks (cosines to float rounding). A list that lost a hit to a removed
+  shard is searched again in full (the stored top ``fetch`` does not hold what came next).
+* **dense, ANN index**: the stored lists were ANN answers and the new shard's hits come
+  from the same index filtered to it, so a merged list differs from a fresh ANN search only
+  where either missed a neighbour.
+* **lexical**: searched again in full, with today's document frequencies. BM25 moves every
+  score when documents are added (IDF and the mean length), so merged BM25 lists drift:
+  measured on bench/incremental's Wikipedia lake, frozen lists and query words changed the
+  top-K of half the anchors after one added shard. A BM25 query is an inverted-index lookup
+  (no vectors, no model), so searching it again costs little beside verification.
 
-A full search (which refreshes the frozen statistics) runs when the state is missing or was
-made for other inputs, when ``retrieval.refresh`` is ``full``, and when the index has grown
-by more than ``retrieval.refresh_growth`` of the rows it had at the last full search.
+So no statistic is frozen. A full search runs when the state is missing or was made for
+other inputs, and when ``retrieval.refresh`` is ``full``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -39,10 +39,9 @@ import pyarrow as pa
 
 from lakehouse.retrieval import RetrievalSettings, Searched, fetch_depth, search_sides
 from lakehouse.storage import exists, read_parquet, write_parquet
-from lakehouse.vector_index import Hits, LexicalQuery, VectorIndex
+from lakehouse.vector_index import Hits, VectorIndex
 
-SCHEMA = pa.schema([("list", pa.string()),  # "dense" or a lexical list name
-                    ("query", pa.int64()),  # row in Searched.dense / Searched.lexical
+SCHEMA = pa.schema([("query", pa.int64()),  # row in RetrievalState.dense
                     ("rank", pa.int32()), ("chunk_id", pa.string()), ("doc_id", pa.string()),
                     ("score", pa.float32())])
 
@@ -53,8 +52,8 @@ class RetrievalState:
 
     inputs: str  # digest of anchors, query vectors, own chunks, root texts and settings
     shards: dict[str, str]  # the index's shard_key -> shard_sha when it was searched
-    full_rows: int  # index rows at the last full search (frozen statistics' pool size)
-    searched: Searched
+    dense: list[Hits]  # per distinct dense query, its top ``fetch`` hits
+    dense_of: list[int]  # per anchor, its row in ``dense``
 
 
 @dataclass
@@ -66,7 +65,7 @@ class Update:
     reason: str  # why full, or what was merged
     added: list[str]
     removed: list[str]
-    lists_researched: int = 0  # lists searched again in full (a removed shard's hit lost)
+    lists_researched: int = 0  # dense lists searched again in full (a removed shard's hit)
 
 
 def inputs_digest(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunks: pa.Table,
@@ -87,33 +86,23 @@ def inputs_digest(anchors: pa.Table, query_vectors: np.ndarray | None, own_chunk
         h.update(own_chunks["vector"].combine_chunks().flatten().to_numpy(
             zero_copy_only=False).astype(np.float32).tobytes())
     h.update(json.dumps(sorted((root_texts or {}).items())).encode())
-    h.update(settings.model_dump_json(exclude={"refresh", "refresh_growth"}).encode())
+    h.update(settings.model_dump_json(exclude={"refresh"}).encode())
     h.update(embedder.encode())
     return h.hexdigest()[:32]
 
 
 def save(state: RetrievalState, path: str) -> str:
     """The state as one Parquet file (hit rows; the rest in its schema metadata), atomic."""
-    s = state.searched
     rows: dict[str, list] = {f.name: [] for f in SCHEMA}
-    lists = [("dense", i, h) for i, h in enumerate(s.dense)] + [
-        (name, i, h) for i, d in enumerate(s.lexical) for name, h in sorted(d.items())]
-    for name, i, h in lists:
+    for i, h in enumerate(state.dense):
         for r, (c, d, x) in enumerate(zip(h.chunk_ids, h.doc_ids, h.scores, strict=True)):
-            for key, v in zip(SCHEMA.names, (name, i, r, c, d, float(x)), strict=True):
+            for key, v in zip(SCHEMA.names, (i, r, c, d, float(x)), strict=True):
                 rows[key].append(v)
-    meta = {"inputs": state.inputs, "shards": state.shards, "full_rows": state.full_rows,
-            "fetch": s.fetch, "dense_of": s.dense_of, "lexical_of": s.lexical_of,
-            "lexical_queries": s.lexical_queries, "n_dense": len(s.dense),
-            "lexical_lists": [sorted(d) for d in s.lexical]}
+    meta = {"inputs": state.inputs, "shards": state.shards, "dense_of": state.dense_of,
+            "n_dense": len(state.dense)}
     table = pa.table({f.name: pa.array(rows[f.name], f.type) for f in SCHEMA}, schema=SCHEMA)
     table = table.replace_schema_metadata({"retrieval_state": json.dumps(meta)})
     return write_parquet(table, path)
-
-
-def _tuples(q) -> LexicalQuery:
-    """A lexical query back from JSON (a list of [text, boost] pairs, or a string)."""
-    return q if isinstance(q, str) else [(str(t), float(b)) for t, b in q]
 
 
 def load(path: str, dim: int) -> RetrievalState | None:
@@ -125,27 +114,16 @@ def load(path: str, dim: int) -> RetrievalState | None:
     if raw is None or table.schema.names != SCHEMA.names:
         return None
     meta = json.loads(raw)
-    empty = Hits([], [], np.zeros(0, np.float32), np.zeros((0, dim), np.float32))
-    lists: dict[tuple[str, int], list] = {}
-    for name, i, _, c, d, x in zip(*(table[n].to_pylist() for n in SCHEMA.names),
-                                   strict=True):
-        lists.setdefault((name, i), []).append((c, d, x))
-
-    def hits(name: str, i: int) -> Hits:
-        got = lists.get((name, i))
-        if not got:
-            return empty
-        return Hits([g[0] for g in got], [g[1] for g in got],
-                    np.asarray([g[2] for g in got], np.float32),
-                    np.zeros((len(got), dim), np.float32))  # vectors: filled in by update
-
-    dense = [hits("dense", i) for i in range(meta["n_dense"])]
-    lexical = [{name: hits(name, i) for name in names}
-               for i, names in enumerate(meta["lexical_lists"])]
-    queries = [{k: _tuples(v) for k, v in d.items()} for d in meta["lexical_queries"]]
-    searched = Searched(dense, meta["dense_of"], lexical, meta["lexical_of"], queries,
-                        meta["fetch"])
-    return RetrievalState(meta["inputs"], meta["shards"], meta["full_rows"], searched)
+    lists: dict[int, list] = {}
+    for i, _, c, d, x in zip(*(table[n].to_pylist() for n in SCHEMA.names), strict=True):
+        lists.setdefault(i, []).append((c, d, x))
+    dense = []
+    for i in range(meta["n_dense"]):
+        got = lists.get(i, [])
+        dense.append(Hits([g[0] for g in got], [g[1] for g in got],
+                          np.asarray([g[2] for g in got], np.float32),
+                          np.zeros((len(got), dim), np.float32)))  # vectors: see update
+    return RetrievalState(meta["inputs"], meta["shards"], dense, meta["dense_of"])
 
 
 def _merge(old: Hits, new: Hits, rows: Mapping[str, tuple[str, str, np.ndarray]],
@@ -173,12 +151,14 @@ def update(state: RetrievalState | None, anchors: pa.Table, query_vectors: np.nd
            own_chunks: pa.Table, index: VectorIndex, settings: RetrievalSettings,
            root_texts: Mapping[str, str] | None, embedder: str
            ) -> tuple[Update, RetrievalState]:
-    """This root shard's searches against the index as it is now: merged into ``state``
-    where that is sound (see the module docstring), else searched in full; and the state to
-    store for the next run."""
+    """This root shard's searches against the index as it is now: the dense side merged into
+    ``state`` where that is sound (see the module docstring), else searched in full; the
+    lexical side searched in full; and the state to store for the next run."""
     inputs = inputs_digest(anchors, query_vectors, own_chunks, settings, root_texts, embedder)
     now = {k: sha for k, (sha, _) in index.shard_state().items()}
-    rows_now = index.count()
+    old = state.shards if state is not None else {}
+    added = sorted(k for k in now if old.get(k) != now[k])
+    removed = sorted(k for k in old if now.get(k) != old[k])
     reason = ""
     if state is None:
         reason = "no stored searches"
@@ -186,52 +166,35 @@ def update(state: RetrievalState | None, anchors: pa.Table, query_vectors: np.nd
         reason = "anchors, own chunks or retrieval settings changed"
     elif settings.refresh == "full":
         reason = "retrieval.refresh: full"
-    elif rows_now > state.full_rows * (1 + settings.refresh_growth):
-        reason = (f"index grew from {state.full_rows} to {rows_now} rows (> "
-                  f"retrieval.refresh_growth {settings.refresh_growth}): statistics refreshed")
-    if reason:
+    if reason or settings.mode == "lexical":
         searched = search_sides(anchors, query_vectors, own_chunks, index, settings,
                                 root_texts)
-        fresh = RetrievalState(inputs, now, rows_now, searched)
-        old = state.shards if state is not None else {}
-        return (Update(searched, "full", reason, sorted(k for k in now if old.get(k) != now[k]),
-                       sorted(k for k in old if now.get(k) != old[k])), fresh)
+        return (Update(searched, "full", reason or "lexical mode: nothing stored", added,
+                       removed),
+                RetrievalState(inputs, now, searched.dense, searched.dense_of))
     assert state is not None
-    added = sorted(k for k in now if state.shards.get(k) != now[k])
-    removed = sorted(k for k in state.shards if now.get(k) != state.shards[k])
-    s = state.searched
     fetch = fetch_depth(own_chunks, settings)
-    stored = [h for h in s.dense] + [h for d in s.lexical for h in d.values()]
-    rows = index.rows(sorted({c for h in stored for c in h.chunk_ids}))
+    rows = index.rows(sorted({c for h in state.dense for c in h.chunk_ids}))
     gone = set(removed)
     researched = 0
-    # dense: the stored lists' queries, in the order Searched.dense holds them
-    dense = list(s.dense)
-    if s.dense:
-        first = {}
-        for a, j in enumerate(s.dense_of):
+    dense = list(state.dense)
+    t0 = time.perf_counter()
+    if state.dense:
+        first: dict[int, int] = {}
+        for a, j in enumerate(state.dense_of):
             first.setdefault(j, a)
-        qv = np.asarray(query_vectors, np.float32)[[first[j] for j in range(len(s.dense))]]
-        new = index.search_shards(qv, fetch, added)
-        for j, (old, hits) in enumerate(zip(s.dense, new, strict=True)):
-            dense[j], lost = _merge(old, hits, rows, gone, fetch)
+        qv = np.asarray(query_vectors, np.float32)[[first[j] for j in range(len(dense))]]
+        new = index.search_shards(qv, fetch, added, batch=settings.batch_size)
+        for j, (old_hits, hits) in enumerate(zip(state.dense, new, strict=True)):
+            dense[j], lost = _merge(old_hits, hits, rows, gone, fetch)
             if lost:
                 dense[j] = index.search(qv[j:j + 1], fetch, batch=settings.batch_size)[0]
                 researched += 1
-    lexical = [dict(d) for d in s.lexical]
-    for name in sorted({n for d in s.lexical for n in d}):
-        at = [i for i, d in enumerate(s.lexical) if name in d]
-        qs = [s.lexical_queries[i][name] for i in at]
-        new = index.search_lexical(qs, fetch, shards=added) if added else [
-            Hits([], [], np.zeros(0, np.float32), np.zeros((0, index.dim), np.float32))
-            for _ in qs]
-        for i, q, hits in zip(at, qs, new, strict=True):
-            lexical[i][name], lost = _merge(s.lexical[i][name], hits, rows, gone, fetch)
-            if lost:
-                lexical[i][name] = index.search_lexical([q], fetch)[0]
-                researched += 1
-    merged = Searched(dense, s.dense_of, lexical, s.lexical_of, s.lexical_queries, fetch)
-    what = (f"{len(added)} shards added or changed, {len(removed)} removed or changed; "
-            f"{researched} lists searched again in full")
-    return (Update(merged, "incremental", what, added, removed, researched),
-            RetrievalState(inputs, now, state.full_rows, merged))
+    dense_s = time.perf_counter() - t0
+    searched = search_sides(anchors, query_vectors, own_chunks, index, settings, root_texts,
+                            dense=(dense, state.dense_of))
+    searched.dense_s = dense_s
+    what = (f"dense: {len(added)} shards added or changed searched, {len(removed)} removed "
+            f"or changed dropped, {researched} lists searched again in full; lexical: in full")
+    return (Update(searched, "incremental", what, added, removed, researched),
+            RetrievalState(inputs, now, dense, state.dense_of))

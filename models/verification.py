@@ -43,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
 from models.scoring import (
     DEFAULT_SCORING,
@@ -259,6 +260,8 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
     segments, and so every pass's scores, do not depend on which other pairs share the call,
     and passes verified apart can be merged (``candidate_rows``).
 
+    ``model``: the scorer, or a function that loads it, called only when something must be
+    forwarded (then a re-run whose passes are all stored loads no weights).
     ``known``: passes of earlier calls by their ``key`` (``pass_keys``; ``identity`` names the
     scorer and the settings that shape a pass). A pair whose key is there is not forwarded,
     and a document segment whose baseline a known pass of the same document already holds
@@ -271,6 +274,8 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
     n = len(docs_col)
     lead = 0 if config.bos_token_id is None else 1
     first = 1 - lead
+    if not config.window and not isinstance(model, torch.nn.Module):
+        model = model()  # the window comes from the model
     window = (config.window or model_window(model)) - lead
     groups: dict[tuple[str, str], set[int]] = {}
     for d, t, c in zip(docs_col, pos_col.tolist(), chunk_col, strict=True):
@@ -325,14 +330,17 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
             base[d, k] = got
     out.reused_baselines = len(base)
     base_keys = sorted(set(read_to) - set(base))
+    if (plan or base_keys) and not isinstance(model, torch.nn.Module) and callable(model):
+        model = model()
     base_seqs, base_pos = [], []
     for d, k in base_keys:
         w = segs[d][k]
         base_seqs.append(np.asarray(doc_tokens[d][w.start:read_to[d, k]], np.int64))
         base_pos.append(np.arange(w.score_from - w.start, read_to[d, k] - w.start,
                                   dtype=np.int64))
-    base.update(zip(base_keys, score_positions(model, base_seqs, base_pos, config),
-                    strict=True))
+    if base_keys:
+        base.update(zip(base_keys, score_positions(model, base_seqs, base_pos, config),
+                        strict=True))
     out.baseline_tokens = int(sum(len(x) for x in base_seqs))
     # pair passes: [C; D[s : last read position + 1]]
     segs_tok, pos = [], []
@@ -342,7 +350,8 @@ def verify_candidates(model, config: ScoringConfig, candidates: Mapping[str, Seq
         pos.append(p - w.start + len(chunk_tokens[c]))
     scored, pair_tokens = pair_passes([np.asarray(chunk_tokens[c], np.int64)
                                        for _, c, _, _ in plan], segs_tok, pos, model, config,
-                                      [c for _, c, _, _ in plan], settings.prefix_cache)
+                                      [c for _, c, _, _ in plan], settings.prefix_cache) \
+        if plan else ([], 0)
     out.pair_passes = len(plan)
     out.forward_tokens = pair_tokens + out.baseline_tokens
     # join segments into one PassScores per (doc, chunk)

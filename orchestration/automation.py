@@ -2,10 +2,15 @@
 
 The corpus sensor discovers shards and requests their ingest; every stage below it follows
 its inputs (``eager``: when an upstream partition it reads is updated, and once nothing it
-reads is missing or in progress). A new pool shard therefore flows through chunks,
-embeddings and the index, and since the index changed, retrieval and verification of the
-root shards that may now find its chunks, then packing and the catalog. Training is never
-automatic: it is a decision, launched by hand (`make demo-train`, or the UI).
+reads is missing or in progress). Where an input is lake-wide and recounted with every shard
+(the recurring text, the index), the stage follows its data version instead
+(``follow_changes``): the recurring units' set, the index's shard versions, a root shard's
+anchors file, so a new shard that changes none of them leaves the stage alone. A new pool
+shard therefore flows through chunks, embeddings and the index, and since the index
+changed, retrieval and verification of the root shards that may now find its chunks (both
+incremental: lakehouse.retrieval_state, lakehouse.pass_store), then packing and the
+catalog. Training is never automatic: it is a decision, launched by hand (`make
+demo-train`, or the UI).
 """
 
 import dagster as dg
@@ -26,6 +31,33 @@ def follow_only(*inputs: str) -> dg.AutomationCondition:
     return dg.AutomationCondition.eager().ignore(
         (dg.AssetSelection.all() - dg.AssetSelection.assets(*inputs))
         | dg.AssetSelection.assets(PLANTED_GROUND_TRUTH))
+
+
+def follow_changes(changed: tuple[str, ...], updated: tuple[str, ...] = ()
+                   ) -> dg.AutomationCondition:
+    """Eager, but the inputs in ``changed`` count only when their data version changed.
+
+    A lake-wide table recounted with every shard (the recurring text) is materialized each
+    time, yet its content for a root shard's anchors (which units recur) rarely moves; those
+    assets report a data version of what their readers use, and a stage following them by
+    this condition runs when that changed, not on every materialization. ``updated``:
+    inputs followed on every materialization, as with ``follow_only``. A changed input
+    requested in the same tick is waited for (any input in progress holds the stage), then
+    judged by its new data version on the next tick.
+    """
+    cond = dg.AutomationCondition
+    others = dg.AssetSelection.all() - dg.AssetSelection.assets(*changed, *updated)
+    trigger = cond.any_deps_match(cond.data_version_changed()).ignore(
+        others | dg.AssetSelection.assets(*updated))
+    if updated:
+        trigger = trigger | cond.any_deps_updated().ignore(
+            others | dg.AssetSelection.assets(*changed))
+    external = dg.AssetSelection.assets(PLANTED_GROUND_TRUTH)
+    return (cond.in_latest_time_window()
+            & (cond.newly_missing() | trigger).since_last_handled()
+            & ~cond.any_deps_missing().ignore(external)
+            & ~cond.any_deps_in_progress()
+            & ~cond.in_progress()).with_label("follow changed data")
 
 
 # Running by default: the docs promise that a new shard flows through by itself.

@@ -304,3 +304,30 @@ def test_known_passes_are_carried_over_and_only_new_pairs_are_forwarded(tiny_lla
     edited["x"][3] += 1
     assert verify_candidates(tiny_llama, cfg, _cands(old), docs, edited, known=known,
                              **run).reused_passes == 2  # ("a", "y"), ("b", "y") kept; x not
+
+
+def test_a_run_whose_passes_are_all_stored_loads_no_model(tiny_llama):
+    from models.verification import VerifySettings, verify_candidates
+
+    docs = dict(zip(["a"], _seqs([50], 31), strict=True))
+    chunks = dict(zip(["x", "y"], _seqs([20, 25], 32), strict=True))
+    rows = [("a", 10, "x"), ("a", 30, "y")]
+    cfg = ScoringConfig(window=256, token_budget=200)
+    run = {"settings": VerifySettings(positions="all"), "chunk_reserve": 40, "identity": "s"}
+    first = verify_candidates(tiny_llama, cfg, _cands(rows), docs, chunks, **run)
+    loads = []
+
+    def loader():
+        loads.append(1)
+        return tiny_llama
+
+    again = verify_candidates(loader, cfg, _cands(rows), docs, chunks,
+                              known={p.key: p for p in first.passes}, **run)
+    assert loads == [] and again.forward_tokens == 0 and again.reused_passes == 2
+    for k in ("h", "nll", "h_prime", "nll_prime"):
+        np.testing.assert_array_equal(again.rows[k], first.rows[k])
+    verify_candidates(loader, cfg, _cands([*rows, ("a", 40, "x")]), docs,
+                      {**chunks, "x": (chunks["x"] + 1) % 90},
+                      known={p.key: p for p in first.passes},
+                      **run)
+    assert loads == [1]  # a changed chunk: its pass is forwarded, so the model is loaded
