@@ -6,15 +6,19 @@ SmolLM2 anchors). For each N: the root shard is retrieved and verified from scra
 stores its searches and passes, as the assets do), one shard is added to the index, and
 then
 
-* **update**: ``retrieval_state.update`` (stored searches, the new shard searched alone and
-  merged in) and ``verify_candidates(known=...)`` (only passes the store lacks forwarded),
-  then the keep decision over all rows;
+* **update**: ``retrieval_state.update`` (stored dense lists, the new shard searched alone
+  and merged in; the lexical side searched again with today's frequencies) and
+  ``verify_candidates(known=...)`` (only passes the store lacks forwarded), then the keep
+  decision over all rows;
 * **scratch**: the same lake retrieved and verified with nothing stored.
 
 Reported per N: forward tokens of each, the forward tokens of the new shard's own (root,
 chunk) pairs (chunk plus root tokens of each pass: what no method can avoid), passes and
 rows forwarded, wall time of each, the share of anchors whose top-K differs from the
 scratch run's, and whether verification and the keep decision agree on the rows both have.
+"Moved" pairs are old chunks that became candidates because the new documents moved the
+lake's word frequencies (the lexical side): a run from scratch has them too, so the update
+must forward them; they are what the update forwards beyond the new shard's own pairs.
 The baseline of the ratio is the scratch run, measured in the same process.
 
 Time: the scratch verification dominates (about 250 tokens/s on 2 CPU cores); the update's
