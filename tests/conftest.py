@@ -118,6 +118,14 @@ def save_tiny_scorer(folder: Path, texts: list[str], vocab_size: int = 400) -> P
 @pytest.fixture
 def tiny_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """The small demo with a tiny random scorer, written and pointed at by ELONG_CONFIG."""
+    path = write_tiny_config(tmp_path)
+    monkeypatch.setenv("ELONG_CONFIG", str(path))
+    return path
+
+
+def write_tiny_config(tmp_path: Path) -> Path:
+    """The small demo with a tiny random scorer under ``tmp_path``: its config, corpora and
+    scorer (``tiny_config`` without the environment; module fixtures share one)."""
     from lakehouse.demo import planted, write_demo_corpus
     from orchestration.config import load_config
 
@@ -141,7 +149,6 @@ def tiny_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                                             "dataset": "baseline"}]},
                         evaluation={"tasks": ["niah_single_1"], "lengths": [512],
                                     "limit": 1})
-    monkeypatch.setenv("ELONG_CONFIG", str(path))
     for spec in load_config(path).corpus_specs():
         write_demo_corpus(spec)
     return path

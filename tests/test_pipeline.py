@@ -17,7 +17,7 @@ from orchestration.config import load_config
 from orchestration.definitions import build_definitions
 from orchestration.discovery import configured_shards
 from orchestration.jobs import DATA_STAGES, TRAIN_STAGES, run_stages
-from tests.conftest import materialize
+from tests.conftest import materialize, write_tiny_config
 
 
 def run_pipeline(config_path: Path, instance: dg.DagsterInstance, train: bool = False,
@@ -34,10 +34,21 @@ def run_pipeline(config_path: Path, instance: dg.DagsterInstance, train: bool = 
     return run_stages(defs, instance, stages, log=lambda _: None)
 
 
+@pytest.fixture(scope="module")
+def pipeline_lake(tmp_path_factory):
+    """One run of the data jobs (and token weights) on the tiny config, shared by the tests
+    of this module that read its lake: (config path, instance, check evaluations)."""
+    folder = tmp_path_factory.mktemp("pipeline")
+    with pytest.MonkeyPatch.context() as mp:
+        path = write_tiny_config(folder)
+        mp.setenv("ELONG_CONFIG", str(path))
+        instance = dg.DagsterInstance.ephemeral()
+        yield path, instance, run_pipeline(path, instance)
+
+
 @pytest.mark.slow  # loads MiniLM
-def test_stage_one_and_two_assets_run_end_to_end(tiny_config):
-    instance = dg.DagsterInstance.ephemeral()
-    checks = run_pipeline(tiny_config, instance)
+def test_stage_one_and_two_assets_run_end_to_end(pipeline_lake):
+    tiny_config, instance, checks = pipeline_lake
     assert checks and all(c.passed for c in checks), [c for c in checks if not c.passed]
     assert {c.check_name for c in checks} >= {"counts_balance", "token_offsets_valid",
                                               "entropy_in_range", "no_self_candidates",
@@ -158,8 +169,9 @@ def test_entropy_profiles_are_byte_identical_on_rerun(tiny_config):
     assert pq.read_table(path).num_rows > 0
 
 
-def test_token_weights_join_the_packed_sequences_by_id(tiny_config):
-    run_pipeline(tiny_config, dg.DagsterInstance.ephemeral())
+@pytest.mark.slow  # loads MiniLM
+def test_token_weights_join_the_packed_sequences_by_id(pipeline_lake):
+    tiny_config = pipeline_lake[0]
     lake = Path(load_config(tiny_config).lake)
     for dataset, folder in (("entropylong", "packed_dataset"), ("baseline", "baseline_dataset")):
         seqs = read_sequences(str(lake / folder)).to_pylist()
@@ -177,10 +189,11 @@ def test_token_weights_join_the_packed_sequences_by_id(tiny_config):
                     assert all(w["full_context"][a + 1:e])
 
 
-def test_every_canned_query_runs_on_the_catalog(tiny_config):
+@pytest.mark.slow  # loads MiniLM
+def test_every_canned_query_runs_on_the_catalog(pipeline_lake):
     from lakehouse.catalog import SQL_DIR, query
 
-    run_pipeline(tiny_config, dg.DagsterInstance.ephemeral())
+    tiny_config = pipeline_lake[0]
     catalog = load_config(tiny_config).catalog_path
     for path in sorted((SQL_DIR / "queries").glob("*.sql")):
         cols, _ = query(catalog, path.read_text())
