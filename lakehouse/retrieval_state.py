@@ -155,7 +155,7 @@ def update(state: RetrievalState | None, anchors: pa.Table, query_vectors: np.nd
     ``state`` where that is sound (see the module docstring), else searched in full; the
     lexical side searched in full; and the state to store for the next run."""
     inputs = inputs_digest(anchors, query_vectors, own_chunks, settings, root_texts, embedder)
-    now = {k: sha for k, (sha, _) in index.shard_state().items()}
+    now = index.shard_versions()
     old = state.shards if state is not None else {}
     added = sorted(k for k in now if old.get(k) != now[k])
     removed = sorted(k for k in old if now.get(k) != old[k])

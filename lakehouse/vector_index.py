@@ -244,6 +244,18 @@ class VectorIndex:
         table = self._table()
         return 0 if table is None else table.count_rows()
 
+    def shard_versions(self) -> dict[str, str]:
+        """shard_key -> shard_sha, read from the term table's one mark row per shard (a seek
+        on its B-tree) when there is one, else from a scan of the chunk table's shard
+        columns (``shard_state``): what an incremental retrieval compares with its state."""
+        terms = self._terms_table() if self.params.fts else None
+        if terms is not None and terms.count_rows():
+            marks = terms.search().where("term = ''").select(
+                ["shard_key", "shard_sha"]).limit(None).to_arrow()
+            return dict(zip(marks["shard_key"].to_pylist(), marks["shard_sha"].to_pylist(),
+                            strict=True))
+        return {k: sha for k, (sha, _) in self.shard_state().items()}
+
     def shard_state(self) -> dict[str, tuple[str, int]]:
         """shard_key -> (shard_sha, rows) as stored in the table."""
         table = self._table()
@@ -316,6 +328,11 @@ class VectorIndex:
             start = time.perf_counter()
             self._maintain_terms(terms)
             report.terms_s += time.perf_counter() - start
+        if changed and report.rows and not any(
+                "chunk_id" in i.columns for i in table.list_indices()):
+            # a B-tree on chunk_id: an incremental retrieval looks its stored hits up by id
+            # (rows), a seek per id at any pool size; optimize() merges later rows into it
+            table.create_scalar_index("chunk_id", index_type="BTREE")
         self._exact_cache = None
         self._df_cache = None
         self._async = None
